@@ -1,0 +1,382 @@
+// Package cli is the command-line core the four poststack binaries share:
+// global flags with their environment, .env and config-file fallbacks,
+// help with examples, --version, logging and GitHub Actions wiring,
+// signal handling, and the mapping of errors to exit codes.
+//
+// A binary builds an App, an ffcli command tree whose Exec functions close
+// over the App, and calls App.Run. Run parses, then wires (App.Logger,
+// App.Actions, App.Progress are filled in), then runs; Exec functions use
+// those fields, never package state.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/peterbourgon/ff/v3/ffcli"
+
+	"github.com/poststack/poststack/pkg/exitcode"
+	"github.com/poststack/poststack/pkg/ghactions"
+	"github.com/poststack/poststack/pkg/logging"
+)
+
+// Env is what a run takes from its process. Tests build one by hand; mains
+// use OSEnv.
+type Env struct {
+	Getenv func(string) string
+	Dir    string // working directory: .env, relative paths, default prefix
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+}
+
+// OSEnv is the Env of the running process, the only place this package
+// reads the real environment.
+func OSEnv(stdin io.Reader, stdout, stderr io.Writer) Env {
+	dir, err := os.Getwd()
+	if err != nil {
+		dir = "."
+	}
+	return Env{Getenv: os.Getenv, Dir: dir, Stdin: stdin, Stdout: stdout, Stderr: stderr}
+}
+
+// ErrReported marks an error whose details the command already printed:
+// Run exits with its code but prints no "<bin>: …" line for it. Wrap it,
+// e.g. exitcode.With(exitcode.Check, cli.ErrReported).
+var ErrReported = errors.New("error already reported")
+
+// App is one run of a binary.
+type App struct {
+	// Name is the binary name, the prefix of error lines.
+	Name string
+	// Env is the process environment of the run.
+	Env Env
+	// Globals hold the global settings once Run has parsed them.
+	Globals Globals
+
+	// Filled in by Run before any Exec is called.
+	Logger   *slog.Logger
+	Actions  *ghactions.Actions
+	Progress logging.Progress
+	Secrets  *logging.Secrets
+
+	root     *ffcli.Command
+	examples map[*ffcli.Command][]string
+}
+
+// New returns an App for the binary name.
+func New(name string, env Env) *App {
+	if env.Getenv == nil {
+		env.Getenv = func(string) string { return "" }
+	}
+	if env.Stdin == nil {
+		env.Stdin = strings.NewReader("")
+	}
+	if env.Stdout == nil {
+		env.Stdout = io.Discard
+	}
+	if env.Stderr == nil {
+		env.Stderr = io.Discard
+	}
+	return &App{
+		Name:     name,
+		Env:      env,
+		Secrets:  &logging.Secrets{},
+		Logger:   slog.New(slog.DiscardHandler),
+		Progress: logging.NopProgress{},
+		examples: map[*ffcli.Command][]string{},
+	}
+}
+
+// Root makes c the root command: it names it after the binary, gives it a
+// ContinueOnError flag set when it has none, registers the global flags,
+// and records examples for its --help. With a nil Exec the root needs a
+// subcommand; anything else is "unknown command" (exit 2).
+func (a *App) Root(c *ffcli.Command, examples ...string) *ffcli.Command {
+	c.Name = a.Name
+	if c.FlagSet == nil {
+		c.FlagSet = flag.NewFlagSet(a.Name, flag.ContinueOnError)
+	}
+	if c.ShortUsage == "" {
+		c.ShortUsage = a.Name + " [flags] <command> [args...]"
+	}
+	a.Globals.Register(c.FlagSet, a.Env.Dir)
+	a.root = c
+	return a.Examples(c, examples...)
+}
+
+// Examples records examples (one command line each, "# comment" lines
+// welcome) for c's --help and returns c.
+func (a *App) Examples(c *ffcli.Command, examples ...string) *ffcli.Command {
+	a.examples[c] = append(a.examples[c], examples...)
+	return c
+}
+
+// AddSecret hides v from every output from now on: logs, progress, error
+// lines and, under GitHub Actions, the job log.
+func (a *App) AddSecret(v string) {
+	if v == "" {
+		return
+	}
+	a.Secrets.Add(v)
+	a.Actions.AddMask(v)
+}
+
+// Run parses args against root, wires logging and GitHub Actions, runs the
+// selected command under a context that SIGINT/SIGTERM cancel, prints a
+// failure as "<bin>: <message>" on stderr and returns the exit code.
+func (a *App) Run(ctx context.Context, root *ffcli.Command, args []string) int {
+	if a.root != root {
+		a.Root(root)
+	}
+	if err := a.prepare(root, root.Name); err != nil {
+		return a.fail(err)
+	}
+
+	err := root.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		c := deepestParsed(root)
+		fmt.Fprint(a.Env.Stdout, a.usage(c))
+		return exitcode.OK
+	}
+	var noExec ffcli.NoExecError
+	isNoExec := errors.As(err, &noExec)
+	if a.Globals.Version && (err == nil || isNoExec) {
+		fmt.Fprintln(a.Env.Stdout, Version(a.Name))
+		return exitcode.OK
+	}
+	switch {
+	case isNoExec:
+		if rest := noExec.Command.FlagSet.Args(); len(rest) > 0 {
+			return a.fail(exitcode.Usagef("unknown command %q (see '%s --help')", rest[0], a.path(noExec.Command)))
+		}
+		fmt.Fprint(a.Env.Stderr, a.usage(noExec.Command))
+		return a.fail(exitcode.Usagef("missing command (see '%s --help')", a.path(noExec.Command)))
+	case err != nil:
+		msg := strings.TrimPrefix(err.Error(), "error parsing commandline arguments: ")
+		return a.fail(exitcode.Usagef("%s (see '%s --help')", msg, a.path(deepestParsed(root))))
+	}
+
+	if err := a.fallbacks(root); err != nil {
+		return a.fail(err)
+	}
+	closeLog, err := a.wire()
+	if err != nil {
+		return a.fail(err)
+	}
+	defer closeLog()
+
+	// Help requested by an Exec goes to stderr with exit 2.
+	walk(root, func(c *ffcli.Command) { c.FlagSet.SetOutput(a.Env.Stderr) })
+
+	sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		// After the first signal, a second one gets the default
+		// behaviour and kills the process.
+		<-sigCtx.Done()
+		stop()
+	}()
+	err = root.Run(sigCtx)
+	switch {
+	case err == nil:
+		return exitcode.OK
+	case errors.Is(err, flag.ErrHelp):
+		return exitcode.Usage
+	case sigCtx.Err() != nil && ctx.Err() == nil:
+		a.report(err)
+		return exitcode.Interrupted
+	}
+	return a.fail(err)
+}
+
+// prepare gives every command a quiet ContinueOnError flag set carrying
+// the global flags, so "ps-env up --log-level debug" works, and our help.
+func (a *App) prepare(c *ffcli.Command, path string) error {
+	if c.FlagSet == nil {
+		c.FlagSet = flag.NewFlagSet(path, flag.ContinueOnError)
+	}
+	if c.FlagSet.ErrorHandling() != flag.ContinueOnError {
+		return fmt.Errorf("internal error: flag set of %q must use flag.ContinueOnError", path)
+	}
+	c.FlagSet.SetOutput(io.Discard)
+	if c != a.root {
+		a.Globals.Register(c.FlagSet, a.Env.Dir)
+	}
+	if c.UsageFunc == nil {
+		c.UsageFunc = a.usage
+	}
+	for _, s := range c.Subcommands {
+		if err := a.prepare(s, path+" "+s.Name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fallbacks fills unset flags of the parsed commands from the environment,
+// ./.env and the config file, in that order, then settles derived globals.
+func (a *App) fallbacks(root *ffcli.Command) error {
+	var sets []*flag.FlagSet
+	walk(root, func(c *ffcli.Command) {
+		if c.FlagSet.Parsed() {
+			sets = append(sets, c.FlagSet)
+		}
+	})
+	if err := ApplyFallback(sets, EnvSource(a.Env.Getenv)); err != nil {
+		return err
+	}
+	dot, err := DotEnvSource(a.abs(".env"), a.Env.Getenv)
+	if err != nil {
+		return err
+	}
+	if err := ApplyFallback(sets, dot); err != nil {
+		return err
+	}
+	if a.Globals.ConfigFile != "" {
+		cfg, err := ConfigFileSource(a.abs(a.Globals.ConfigFile), a.Env.Getenv)
+		if err != nil {
+			return err
+		}
+		if err := ApplyFallback(sets, cfg); err != nil {
+			return err
+		}
+	}
+	for _, fs := range sets {
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name == "log-dir" {
+				a.Globals.LogDirExplicit = true
+			}
+		})
+	}
+	if a.Env.Getenv("NO_COLOR") != "" || a.Env.Getenv("TERM") == "dumb" {
+		a.Globals.NoColor = true
+	}
+	return nil
+}
+
+// wire builds the logger, the Actions client and the progress hook.
+func (a *App) wire() (func(), error) {
+	g := &a.Globals
+	a.Actions = ghactions.New(a.Env.Stderr, a.Env.Getenv)
+	if u, err := url.Parse(g.DatabaseURL); err == nil && u.User != nil {
+		if pw, ok := u.User.Password(); ok {
+			a.AddSecret(pw)
+		}
+	}
+	human := g.LogLevel
+	if g.Quiet {
+		human = max(human, slog.LevelWarn)
+	}
+	opts := logging.Options{
+		Level:       human,
+		FileLevel:   min(g.LogLevel, slog.LevelInfo),
+		Human:       a.Env.Stderr,
+		Color:       logging.ColorEnabled(a.Env.Stderr, g.NoColor),
+		Dir:         a.abs(g.LogDir),
+		DirExplicit: g.LogDirExplicit,
+		Mask:        a.Secrets.Mask,
+	}
+	if g.LogDir == "" {
+		opts.Dir = ""
+	}
+	logger, closer, err := logging.New(opts)
+	if err != nil {
+		if g.LogDirExplicit {
+			return nil, exitcode.With(exitcode.Usage, fmt.Errorf("log: %w", err))
+		}
+		opts.Dir = ""
+		logger, closer, _ = logging.New(opts)
+		logger.Warn("file log disabled", "err", err)
+	}
+	a.Logger = logger
+
+	var p logging.Progress
+	switch {
+	case g.Quiet:
+		p = logging.NopProgress{}
+	case a.Actions.Enabled():
+		p = logging.NewGroupProgress(a.Actions, a.Env.Stderr)
+	case logging.IsTerminal(a.Env.Stderr):
+		p = logging.NewTTYProgress(a.Env.Stderr)
+	default:
+		p = logging.NewPlainProgress(a.Env.Stderr)
+	}
+	a.Progress = logging.MaskProgress(p, a.Secrets.Mask)
+	return func() { closer.Close() }, nil
+}
+
+// fail reports err and returns its exit code.
+func (a *App) fail(err error) int {
+	a.report(err)
+	return exitcode.Of(err)
+}
+
+// report prints err as "<bin>: <first line>" with any further lines as
+// they are (a SQL caret, a list of undefined variables).
+func (a *App) report(err error) {
+	if err == nil || errors.Is(err, ErrReported) {
+		return
+	}
+	msg := err.Error()
+	if errors.Is(err, context.Canceled) {
+		msg = "interrupted"
+	}
+	msg = strings.TrimRight(a.Secrets.Mask(msg), "\n")
+	fmt.Fprintf(a.Env.Stderr, "%s: %s\n", a.Name, msg)
+}
+
+func (a *App) abs(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(a.Env.Dir, p)
+}
+
+// path is the command's invocation, "ps-env ephemeral".
+func (a *App) path(target *ffcli.Command) string {
+	var find func(c *ffcli.Command, p string) string
+	find = func(c *ffcli.Command, p string) string {
+		if c == target {
+			return p
+		}
+		for _, s := range c.Subcommands {
+			if r := find(s, p+" "+s.Name); r != "" {
+				return r
+			}
+		}
+		return ""
+	}
+	if p := find(a.root, a.Name); p != "" {
+		return p
+	}
+	return a.Name
+}
+
+func walk(c *ffcli.Command, f func(*ffcli.Command)) {
+	f(c)
+	for _, s := range c.Subcommands {
+		walk(s, f)
+	}
+}
+
+// deepestParsed is the command whose flags were parsed last: the one -h
+// was given to, or whose flags were wrong.
+func deepestParsed(c *ffcli.Command) *ffcli.Command {
+	for _, s := range c.Subcommands {
+		if s.FlagSet != nil && s.FlagSet.Parsed() {
+			return deepestParsed(s)
+		}
+	}
+	return c
+}

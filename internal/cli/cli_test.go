@@ -1,0 +1,529 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/peterbourgon/ff/v3/ffcli"
+
+	"github.com/poststack/poststack/pkg/exitcode"
+)
+
+type result struct {
+	code           int
+	stdout, stderr string
+	app            *App
+	args           []string // what the executed command received
+	target         string   // value of the subcommand's own --target flag
+	allowUndefined bool     // value of the root's own --allow-undefined flag
+}
+
+// runApp runs a small binary "ps-test" with a root flag (--allow-undefined),
+// a subcommand "up" with its own flag (--target), and exec returning
+// execErr.
+func runApp(t *testing.T, dir string, env map[string]string, execErr error, args ...string) result {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	app := New("ps-test", Env{
+		Getenv: func(k string) string { return env[k] },
+		Dir:    dir,
+		Stdout: &stdout,
+		Stderr: &stderr,
+	})
+	var res result
+	rootFS := flag.NewFlagSet("ps-test", flag.ContinueOnError)
+	allow := rootFS.Bool("allow-undefined", false, "substitute empty for undefined variables")
+	upFS := flag.NewFlagSet("ps-test up", flag.ContinueOnError)
+	target := upFS.String("target", "", "target `version`")
+	up := app.Examples(&ffcli.Command{
+		Name:       "up",
+		ShortUsage: "ps-test up [flags]",
+		ShortHelp:  "bring it up",
+		FlagSet:    upFS,
+		Exec: func(ctx context.Context, args []string) error {
+			res.args = args
+			app.Logger.Info("up running", "url", app.Globals.DatabaseURL)
+			return execErr
+		},
+	}, "ps-test up --target 3")
+	root := app.Root(&ffcli.Command{
+		ShortHelp:   "ps-test: a test binary",
+		FlagSet:     rootFS,
+		Subcommands: []*ffcli.Command{up},
+	}, "ps-test up", "# a comment line\nps-test --json up")
+	res.code = app.Run(context.Background(), root, args)
+	res.stdout, res.stderr, res.app = stdout.String(), stderr.String(), app
+	res.target, res.allowUndefined = *target, *allow
+	return res
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPrecedence(t *testing.T) {
+	type files struct{ dotenv, config, configName string }
+	tests := []struct {
+		name  string
+		env   map[string]string
+		files files
+		args  []string
+		check func(t *testing.T, r result)
+	}{
+		{
+			name: "flag beats everything",
+			env:  map[string]string{"POSTSTACK_DATABASE_URL": "env"},
+			files: files{dotenv: "POSTSTACK_DATABASE_URL=dotenv\n", config: "database_url: config\n",
+				configName: "c.yaml"},
+			args:  []string{"--config-file", "c.yaml", "--database-url", "flag", "up"},
+			check: wantURL("flag"),
+		},
+		{
+			name: "env beats .env and config",
+			env:  map[string]string{"POSTSTACK_DATABASE_URL": "env"},
+			files: files{dotenv: "POSTSTACK_DATABASE_URL=dotenv\n", config: "database_url: config\n",
+				configName: "c.yaml"},
+			args:  []string{"--config-file", "c.yaml", "up"},
+			check: wantURL("env"),
+		},
+		{
+			name: ".env beats config",
+			files: files{dotenv: "OTHER=x\nPOSTSTACK_DATABASE_URL=dotenv\n", config: "database_url: config\n",
+				configName: "c.yaml"},
+			args:  []string{"--config-file", "c.yaml", "up"},
+			check: wantURL("dotenv"),
+		},
+		{
+			name:  "config beats default",
+			files: files{config: "database-url: config\n", configName: "c.yml"},
+			args:  []string{"--config-file", "c.yml", "up"},
+			check: wantURL("config"),
+		},
+		{
+			name:  "default",
+			args:  []string{"up"},
+			check: wantURL(""),
+		},
+		{
+			name: "config file named by the environment, dotenv style",
+			env:  map[string]string{"POSTSTACK_CONFIG_FILE": "poststack.conf"},
+			files: files{config: "# comment\nPOSTSTACK_LOG_LEVEL=debug\ndatabase_url=\"config\"\nunknown_key=1\n",
+				configName: "poststack.conf"},
+			args: []string{"up"},
+			check: func(t *testing.T, r result) {
+				wantURL("config")(t, r)
+				if r.app.Globals.LogLevel != slog.LevelDebug {
+					t.Errorf("log level = %v, want DEBUG", r.app.Globals.LogLevel)
+				}
+			},
+		},
+		{
+			name:  "config file named in .env",
+			files: files{dotenv: "POSTSTACK_CONFIG_FILE=c.yaml\n", config: "database_url: config\n", configName: "c.yaml"},
+			args:  []string{"up"},
+			check: wantURL("config"),
+		},
+		{
+			name: "global flag after the subcommand beats env",
+			env:  map[string]string{"POSTSTACK_DATABASE_URL": "env", "POSTSTACK_LOG_LEVEL": "error"},
+			args: []string{"up", "--database-url", "flag"},
+			check: func(t *testing.T, r result) {
+				wantURL("flag")(t, r)
+				if r.app.Globals.LogLevel != slog.LevelError {
+					t.Errorf("log level = %v, want ERROR from env", r.app.Globals.LogLevel)
+				}
+			},
+		},
+		{
+			name: "binary-specific flags get the same fallback",
+			env:  map[string]string{"POSTSTACK_ALLOW_UNDEFINED": "true"},
+			files: files{dotenv: "POSTSTACK_TARGET=7\n", config: "target: 9\nallow_undefined: false\n",
+				configName: "c.yaml"},
+			args: []string{"--config-file", "c.yaml", "up", "arg1"},
+			check: func(t *testing.T, r result) {
+				if !r.allowUndefined || r.target != "7" {
+					t.Errorf("allow-undefined=%v target=%q, want true and 7", r.allowUndefined, r.target)
+				}
+				if strings.Join(r.args, ",") != "arg1" {
+					t.Errorf("args = %q", r.args)
+				}
+			},
+		},
+		{
+			name: "typed values from YAML and defaults",
+			files: files{config: "postgres_host_port: 5433\njson: true\ncontainer_runtime: Docker\nlog_level: WARN\n",
+				configName: "c.yaml"},
+			args: []string{"--config-file", "c.yaml", "up"},
+			check: func(t *testing.T, r result) {
+				g := r.app.Globals
+				if g.PostgresHostPort != 5433 || !g.JSON || g.ContainerRuntime != "docker" || g.LogLevel != slog.LevelWarn {
+					t.Errorf("globals = %+v", g)
+				}
+				if g.MigrationsPath != "./migrations" || g.ProjectContainerNetwork != "bridge" ||
+					g.ProjectContainerRestartPolicy != "unless-stopped" || g.LogDir != "logs" ||
+					g.ProjectContainerPrefix != "myproject" || g.ProjectContainersPath != "./containers" {
+					t.Errorf("defaults = %+v", g)
+				}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "myproject")
+			os.Mkdir(dir, 0o755)
+			if tt.files.dotenv != "" {
+				writeFile(t, filepath.Join(dir, ".env"), tt.files.dotenv)
+			}
+			if tt.files.config != "" {
+				writeFile(t, filepath.Join(dir, tt.files.configName), tt.files.config)
+			}
+			r := runApp(t, dir, tt.env, nil, tt.args...)
+			if r.code != 0 {
+				t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+			}
+			tt.check(t, r)
+		})
+	}
+}
+
+func wantURL(want string) func(*testing.T, result) {
+	return func(t *testing.T, r result) {
+		t.Helper()
+		if got := r.app.Globals.DatabaseURL; got != want {
+			t.Errorf("database URL = %q, want %q", got, want)
+		}
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		name   string
+		env    map[string]string
+		dotenv string
+		config string // written to c.yaml
+		args   []string
+		stderr string // regexp, whole output
+	}{
+		{"unknown flag", nil, "", "", []string{"--bogus", "up"},
+			`^ps-test: flag provided but not defined: -bogus \(see 'ps-test --help'\)\n$`},
+		{"unknown subcommand flag", nil, "", "", []string{"up", "--bogus"},
+			`^ps-test: flag provided but not defined: -bogus \(see 'ps-test up --help'\)\n$`},
+		{"unknown command", nil, "", "", []string{"frob"},
+			`^ps-test: unknown command "frob" \(see 'ps-test --help'\)\n$`},
+		{"missing command", nil, "", "", nil, `(?s)^ps-test: a test binary\n.*EXAMPLES.*\nps-test: missing command`},
+		{"bad log level flag", nil, "", "", []string{"--log-level", "loud", "up"},
+			`^ps-test: invalid value "loud" for flag -log-level: unknown log level "loud" \(want debug, info, warn or error\) \(see 'ps-test --help'\)\n$`},
+		{"bad log level env", map[string]string{"POSTSTACK_LOG_LEVEL": "trace"}, "", "", []string{"up"},
+			`^ps-test: environment: invalid value "trace" for --log-level: unknown log level "trace" \(want debug, info, warn or error\)\n$`},
+		{"port zero", nil, "", "", []string{"--postgres-host-port", "0", "up"}, `^ps-test: invalid value "0" for flag -postgres-host-port: port "0" out of range`},
+		{"port too big in .env", nil, "POSTSTACK_POSTGRES_HOST_PORT=70000\n", "", []string{"up"},
+			`^ps-test: .*/\.env: invalid value "70000" for --postgres-host-port: port "70000" out of range \(want 1-65535\)\n$`},
+		{"port not a number in config", nil, "", "postgres_host_port: abc\n", []string{"--config-file", "c.yaml", "up"},
+			`^ps-test: .*/c\.yaml: invalid value "abc" for --postgres-host-port`},
+		{"unknown runtime", map[string]string{"POSTSTACK_CONTAINER_RUNTIME": "lxc"}, "", "", []string{"up"},
+			`^ps-test: environment: invalid value "lxc" for --container-runtime: unknown value "lxc" \(want podman or docker\)\n$`},
+		{"missing config file", nil, "", "", []string{"--config-file", "nope.yaml", "up"},
+			`^ps-test: config file: open .*nope\.yaml: no such file or directory\n$`},
+		{"config file not a mapping", nil, "", "- a\n- b\n", []string{"--config-file", "c.yaml", "up"},
+			`^ps-test: config file .*c\.yaml: line 1: want a mapping`},
+		{"config file nested value", nil, "", "database_url:\n  a: b\n", []string{"--config-file", "c.yaml", "up"},
+			`^ps-test: config file .*c\.yaml: line 2: database_url: want a plain value\n$`},
+		{"bad .env", nil, "POSTSTACK_LOG_LEVEL='unterminated\n", "", []string{"up"}, `^ps-test: .*\.env: `},
+		{"bad bool in env", map[string]string{"POSTSTACK_JSON": "maybe"}, "", "", []string{"up"},
+			`^ps-test: environment: invalid value "maybe" for --json`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if tt.dotenv != "" {
+				writeFile(t, filepath.Join(dir, ".env"), tt.dotenv)
+			}
+			if tt.config != "" {
+				writeFile(t, filepath.Join(dir, "c.yaml"), tt.config)
+			}
+			r := runApp(t, dir, tt.env, nil, tt.args...)
+			if r.code != exitcode.Usage {
+				t.Errorf("exit %d, want 2", r.code)
+			}
+			if !regexp.MustCompile(tt.stderr).MatchString(r.stderr) {
+				t.Errorf("stderr = %q\nwant match %s", r.stderr, tt.stderr)
+			}
+			if r.stdout != "" {
+				t.Errorf("stdout = %q, want nothing", r.stdout)
+			}
+			if r.args != nil {
+				t.Error("the command ran despite a usage error")
+			}
+		})
+	}
+}
+
+func TestVersionEnvDoesNotBreak(t *testing.T) {
+	// A project may well have POSTSTACK_VERSION=2.1 in its .env.
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, ".env"), "POSTSTACK_VERSION=2.1\n")
+	r := runApp(t, dir, map[string]string{"POSTSTACK_VERSION": "2.1"}, nil, "up")
+	if r.code != 0 || r.stdout != "" {
+		t.Errorf("exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestHelp(t *testing.T) {
+	tests := []struct {
+		args []string
+		want []string
+		not  []string
+	}{
+		{[]string{"--help"}, []string{"ps-test: a test binary\n", "USAGE\n  ps-test [flags] <command> [args...]",
+			"COMMANDS\n  up  bring it up", "--database-url URL", "--allow-undefined", "--log-level level",
+			"(default INFO)", "POSTSTACK_LOG_LEVEL", "EXAMPLES\n  ps-test up\n  # a comment line\n  ps-test --json up\n"}, nil},
+		{[]string{"-h"}, []string{"EXAMPLES"}, nil},
+		{[]string{"up", "--help"}, []string{"USAGE\n  ps-test up [flags]", "--target version", "global flags",
+			"EXAMPLES\n  ps-test up --target 3\n"}, []string{"--database-url", "--allow-undefined"}},
+		{[]string{"--json", "up", "-help", "--target", "x"}, []string{"--target version"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			r := runApp(t, t.TempDir(), nil, nil, tt.args...)
+			if r.code != 0 {
+				t.Errorf("exit %d, want 0", r.code)
+			}
+			if r.stderr != "" {
+				t.Errorf("stderr = %q", r.stderr)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(r.stdout, w) {
+					t.Errorf("help lacks %q:\n%s", w, r.stdout)
+				}
+			}
+			for _, w := range tt.not {
+				if strings.Contains(r.stdout, w) {
+					t.Errorf("help has %q:\n%s", w, r.stdout)
+				}
+			}
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	r := runApp(t, t.TempDir(), nil, nil, "--version")
+	if r.code != 0 || !regexp.MustCompile(`^ps-test \S+ \(\S+, go\S+\)\n$`).MatchString(r.stdout) {
+		t.Errorf("exit %d stdout %q", r.code, r.stdout)
+	}
+	// --version wins over a missing command and never reads config.
+	r = runApp(t, t.TempDir(), map[string]string{"POSTSTACK_LOG_LEVEL": "bad"}, nil, "--config-file", "missing", "--version")
+	if r.code != 0 || r.stderr != "" {
+		t.Errorf("exit %d stderr %q", r.code, r.stderr)
+	}
+
+	tests := []struct {
+		name    string
+		stamped string
+		info    *debug.BuildInfo
+		want    string
+	}{
+		{"no info", "", nil, "ps-x dev (unknown, " + runtime.Version() + ")"},
+		{"devel", "", &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "(devel)"},
+			Settings: []debug.BuildSetting{{Key: "vcs.revision", Value: "0123456789abcdef0123"}, {Key: "vcs.modified", Value: "false"}}},
+			"ps-x dev (0123456789ab, go1.26.8)"},
+		{"module version, dirty", "", &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "v1.2.0"},
+			Settings: []debug.BuildSetting{{Key: "vcs.revision", Value: "abc"}, {Key: "vcs.modified", Value: "true"}}},
+			"ps-x v1.2.0 (abc-dirty, go1.26.8)"},
+		{"ldflags stamp wins", "v9.9.9", &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "v1.2.0"}},
+			"ps-x v9.9.9 (unknown, go1.26.8)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := formatVersion("ps-x", tt.stamped, tt.info); got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestErrors(t *testing.T) {
+	tests := []struct {
+		name   string
+		err    error
+		code   int
+		stderr string
+	}{
+		{"ok", nil, 0, ""},
+		{"failure", errors.New("engine exploded"), 1, "ps-test: engine exploded\n"},
+		{"check", exitcode.Checkf("2 undefined variables"), 3, "ps-test: 2 undefined variables\n"},
+		{"multi-line", fmt.Errorf("migration 0002_x.sql:3:7: syntax error\n  SELEC 1;\n  ^"), 1,
+			"ps-test: migration 0002_x.sql:3:7: syntax error\n  SELEC 1;\n  ^\n"},
+		{"already reported", exitcode.With(exitcode.Check, ErrReported), 3, ""},
+		{"timeout", fmt.Errorf("wait: %w", context.DeadlineExceeded), 4, "ps-test: wait: context deadline exceeded\n"},
+		{"secret masked", errors.New("connect postgres://u:s3cret@h/db: refused"), 1, "ps-test: connect postgres://u:***@h/db: refused\n"},
+		{"help from exec", flag.ErrHelp, 2, "ps-test up"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runApp(t, t.TempDir(), nil, tt.err, "--database-url", "postgres://u:s3cret@h/db", "up")
+			if r.code != tt.code {
+				t.Errorf("exit %d, want %d", r.code, tt.code)
+			}
+			// INFO log line first, then the error.
+			got := strings.TrimPrefix(r.stderr, "info: up running url=postgres://u:***@h/db\n")
+			if tt.name == "help from exec" {
+				if !strings.Contains(got, tt.stderr) {
+					t.Errorf("stderr = %q, want usage", r.stderr)
+				}
+				return
+			}
+			if got != tt.stderr {
+				t.Errorf("stderr = %q, want %q", r.stderr, tt.stderr)
+			}
+			if strings.Contains(r.stderr, "s3cret") {
+				t.Error("password leaked")
+			}
+		})
+	}
+}
+
+func TestInterrupt(t *testing.T) {
+	var stderr bytes.Buffer
+	app := New("ps-test", Env{Getenv: func(string) string { return "" }, Dir: t.TempDir(), Stderr: &stderr})
+	root := app.Root(&ffcli.Command{Exec: func(ctx context.Context, _ []string) error {
+		if err := syscall.Kill(syscall.Getpid(), syscall.SIGINT); err != nil {
+			return err
+		}
+		<-ctx.Done()
+		return fmt.Errorf("waiting for postgres: %w", ctx.Err())
+	}})
+	if code := app.Run(context.Background(), root, nil); code != exitcode.Interrupted {
+		t.Errorf("exit %d, want 130", code)
+	}
+	if stderr.String() != "ps-test: interrupted\n" {
+		t.Errorf("stderr = %q", stderr.String())
+	}
+}
+
+func TestNoColorAndQuiet(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		args    []string
+		noColor bool
+		logged  bool
+	}{
+		{"default", nil, []string{"up"}, false, true},
+		{"NO_COLOR", map[string]string{"NO_COLOR": "1"}, []string{"up"}, true, true},
+		{"TERM=dumb", map[string]string{"TERM": "dumb"}, []string{"up"}, true, true},
+		{"--no-color", nil, []string{"--no-color", "up"}, true, true},
+		{"POSTSTACK_NO_COLOR", map[string]string{"POSTSTACK_NO_COLOR": "true"}, []string{"up"}, true, true},
+		{"--quiet hides info", nil, []string{"--quiet", "up"}, false, false},
+		{"--log-level error hides info", nil, []string{"up", "--log-level", "ERROR"}, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runApp(t, t.TempDir(), tt.env, nil, tt.args...)
+			if r.code != 0 {
+				t.Fatalf("exit %d: %s", r.code, r.stderr)
+			}
+			if r.app.Globals.NoColor != tt.noColor {
+				t.Errorf("NoColor = %v, want %v", r.app.Globals.NoColor, tt.noColor)
+			}
+			if strings.Contains(r.stderr, "\x1b[") {
+				t.Errorf("colour in non-TTY output: %q", r.stderr)
+			}
+			if got := strings.Contains(r.stderr, "info: up running"); got != tt.logged {
+				t.Errorf("info logged = %v, want %v: %q", got, tt.logged, r.stderr)
+			}
+		})
+	}
+}
+
+func TestFileLog(t *testing.T) {
+	t.Run("no logs dir, nothing created", func(t *testing.T) {
+		dir := t.TempDir()
+		runApp(t, dir, nil, nil, "up")
+		if _, err := os.Stat(filepath.Join(dir, "logs")); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("logs/ created: %v", err)
+		}
+	})
+	t.Run("existing logs dir is used", func(t *testing.T) {
+		dir := t.TempDir()
+		os.Mkdir(filepath.Join(dir, "logs"), 0o700)
+		runApp(t, dir, nil, nil, "--database-url", "postgres://u:pw123@h/d", "up")
+		b, err := os.ReadFile(filepath.Join(dir, "logs", "poststack.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), `"msg":"up running"`) || strings.Contains(string(b), "pw123") {
+			t.Errorf("log = %s", b)
+		}
+	})
+	t.Run("explicit log dir is created", func(t *testing.T) {
+		dir := t.TempDir()
+		r := runApp(t, dir, map[string]string{"POSTSTACK_LOG_DIR": "var/log"}, nil, "up")
+		if !r.app.Globals.LogDirExplicit {
+			t.Error("LogDirExplicit not set")
+		}
+		if _, err := os.Stat(filepath.Join(dir, "var", "log", "poststack.log")); err != nil {
+			t.Error(err)
+		}
+	})
+}
+
+func TestGitHubActions(t *testing.T) {
+	var stderr bytes.Buffer
+	env := map[string]string{"GITHUB_ACTIONS": "true"}
+	app := New("ps-x", Env{Getenv: func(k string) string { return env[k] }, Dir: t.TempDir(), Stderr: &stderr})
+	root := app.Root(&ffcli.Command{Exec: func(context.Context, []string) error {
+		app.AddSecret("gen\npass")
+		app.Progress.Start("postgres pw123")
+		app.Progress.Step("waiting")
+		app.Progress.Done("postgres pw123", nil)
+		return nil
+	}})
+	code := app.Run(context.Background(), root, []string{"--database-url", "postgres://u:pw123@h/d"})
+	want := "::add-mask::pw123\n::add-mask::gen\n::add-mask::pass\n::group::postgres ***\nwaiting\n::endgroup::\n"
+	if code != 0 || stderr.String() != want {
+		t.Errorf("exit %d stderr\n%q\nwant\n%q", code, stderr.String(), want)
+	}
+}
+
+func TestSubcommandWithoutFlagSet(t *testing.T) {
+	var stdout bytes.Buffer
+	app := New("ps-x", Env{Dir: t.TempDir(), Stdout: &stdout})
+	ran := false
+	root := app.Root(&ffcli.Command{Subcommands: []*ffcli.Command{{
+		Name: "ls",
+		Exec: func(context.Context, []string) error { ran = app.Globals.JSON; return nil },
+	}}})
+	if code := app.Run(context.Background(), root, []string{"ls", "--json"}); code != 0 || !ran {
+		t.Errorf("exit %d ran %v", code, ran)
+	}
+}
+
+func TestExitOnErrorFlagSetRejected(t *testing.T) {
+	var stderr bytes.Buffer
+	app := New("ps-x", Env{Dir: t.TempDir(), Stderr: &stderr})
+	root := app.Root(&ffcli.Command{Subcommands: []*ffcli.Command{{
+		Name: "ls", FlagSet: flag.NewFlagSet("ls", flag.ExitOnError),
+		Exec: func(context.Context, []string) error { return nil },
+	}}})
+	if code := app.Run(context.Background(), root, []string{"ls"}); code != 1 || !strings.Contains(stderr.String(), "ContinueOnError") {
+		t.Errorf("exit %d stderr %q", code, stderr.String())
+	}
+}

@@ -1,0 +1,46 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/peterbourgon/ff/v3/ffcli"
+
+	"github.com/poststack/poststack/internal/cli"
+)
+
+// A binary's run function: build the App, a command tree whose Exec
+// functions close over it, and hand both to Run. Mains pass
+// cli.OSEnv(os.Stdin, os.Stdout, os.Stderr) instead of a hand-made Env.
+func Example() {
+	var stdout, stderr bytes.Buffer
+	env := map[string]string{"POSTSTACK_ALLOW_UNDEFINED": "true"}
+	dir, _ := os.MkdirTemp("", "example")
+	defer os.RemoveAll(dir)
+	app := cli.New("ps-subst", cli.Env{
+		Getenv: func(k string) string { return env[k] },
+		Dir:    dir,
+		Stdout: &stdout,
+		Stderr: &stderr,
+	})
+	fs := flag.NewFlagSet("ps-subst", flag.ContinueOnError)
+	allow := fs.Bool("allow-undefined", false, "substitute empty for undefined variables")
+	root := app.Root(&ffcli.Command{
+		ShortUsage: "ps-subst [flags] [file...]",
+		ShortHelp:  "ps-subst: substitute ${VAR} into text",
+		FlagSet:    fs,
+		Exec: func(ctx context.Context, args []string) error {
+			app.Logger.Debug("substituting", "files", args)
+			fmt.Fprintf(app.Env.Stdout, "allow-undefined=%v json=%v files=%v\n", *allow, app.Globals.JSON, args)
+			return nil
+		},
+	}, "ps-subst < pod.yaml | podman kube play -")
+	code := app.Run(context.Background(), root, []string{"--json", "a.yaml"})
+	fmt.Print(stdout.String(), stderr.String(), "exit ", code, "\n")
+	// Output:
+	// allow-undefined=true json=true files=[a.yaml]
+	// exit 0
+}

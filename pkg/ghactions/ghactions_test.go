@@ -1,0 +1,236 @@
+package ghactions
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+type kv struct{ k, v string }
+
+// parseFileCommands reads GITHUB_OUTPUT/GITHUB_ENV content the way the
+// runner does: "k=v" lines or "k<<DELIM" heredocs.
+func parseFileCommands(t *testing.T, content string) []kv {
+	t.Helper()
+	var out []kv
+	lines := strings.Split(content, "\n")
+	if lines[len(lines)-1] != "" {
+		t.Fatalf("content does not end in a newline: %q", content)
+	}
+	lines = lines[:len(lines)-1]
+	for i := 0; i < len(lines); i++ {
+		line := lines[i]
+		if k, delim, ok := strings.Cut(line, "<<"); ok {
+			var val []string
+			i++
+			for ; i < len(lines) && lines[i] != delim; i++ {
+				val = append(val, lines[i])
+			}
+			if i == len(lines) {
+				t.Fatalf("unterminated heredoc for %s", k)
+			}
+			out = append(out, kv{k, strings.Join(val, "\n")})
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			t.Fatalf("bad line %q", line)
+		}
+		out = append(out, kv{k, v})
+	}
+	return out
+}
+
+func newEnabled(t *testing.T, w *bytes.Buffer) (*Actions, map[string]string) {
+	dir := t.TempDir()
+	env := map[string]string{
+		"GITHUB_ACTIONS":      "true",
+		"GITHUB_OUTPUT":       filepath.Join(dir, "output"),
+		"GITHUB_ENV":          filepath.Join(dir, "env"),
+		"GITHUB_STEP_SUMMARY": filepath.Join(dir, "summary"),
+	}
+	return New(w, func(k string) string { return env[k] }), env
+}
+
+func TestOutputsAndEnvRoundTrip(t *testing.T) {
+	hostile := []kv{
+		{"plain", "value"},
+		{"empty", ""},
+		{"fixed-delim", "a\n_GitHubActionsFileCommandDelimeter_\ninjected<<X\nevil\nX"},
+		{"newlines", "line1\nline2\n\n"},
+		{"eof", "EOF\nEOF"},
+		{"heredoc", "key<<x\nx\nother=1"},
+		{"crlf", "a\r\nb"},
+		{"equals", "a=b=c"},
+		{"delim-like", "ghadelimiter_00\nghadelimiter_"},
+	}
+	var w bytes.Buffer
+	a, env := newEnabled(t, &w)
+	for _, p := range hostile {
+		if err := a.SetOutput(p.k, p.v); err != nil {
+			t.Fatalf("SetOutput(%q): %v", p.k, err)
+		}
+		if err := a.SetEnv(strings.ReplaceAll(p.k, "-", "_"), p.v); err != nil {
+			t.Fatalf("SetEnv(%q): %v", p.k, err)
+		}
+	}
+	for _, file := range []string{"GITHUB_OUTPUT", "GITHUB_ENV"} {
+		b, err := os.ReadFile(env[file])
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := parseFileCommands(t, string(b))
+		want := hostile
+		if file == "GITHUB_ENV" {
+			want = nil
+			for _, p := range hostile {
+				want = append(want, kv{strings.ReplaceAll(p.k, "-", "_"), p.v})
+			}
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s parsed back to\n%q\nwant\n%q", file, got, want)
+		}
+	}
+	if w.Len() != 0 {
+		t.Errorf("file commands wrote to the command stream: %q", w.String())
+	}
+}
+
+func TestDelimiterIsRandom(t *testing.T) {
+	a, _ := fileCommand("k", "v")
+	b, _ := fileCommand("k", "v")
+	if a == b {
+		t.Errorf("two entries share a delimiter: %q", a)
+	}
+}
+
+func TestBadKeys(t *testing.T) {
+	var w bytes.Buffer
+	a, _ := newEnabled(t, &w)
+	disabled := New(&w, func(string) string { return "" })
+	output := func(a *Actions) func(string) error { return func(k string) error { return a.SetOutput(k, "v") } }
+	setenv := func(k string) error { return a.SetEnv(k, "v") }
+	tests := []struct {
+		name string
+		set  func(k string) error
+		key  string
+	}{
+		{"output empty", output(a), ""},
+		{"output newline", output(a), "a\nb"},
+		{"output heredoc", output(a), "a<<b"},
+		{"env empty", setenv, ""},
+		{"env cr", setenv, "a\rb"},
+		{"env equals", setenv, "A=B"},
+		{"disabled still validates", output(disabled), "a\nb"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.set(tt.key); err == nil {
+				t.Errorf("key %q: want error", tt.key)
+			}
+		})
+	}
+}
+
+func TestMissingFileVariable(t *testing.T) {
+	a := New(&bytes.Buffer{}, func(k string) string {
+		if k == "GITHUB_ACTIONS" {
+			return "true"
+		}
+		return ""
+	})
+	if err := a.SetOutput("k", "v"); err == nil || !strings.Contains(err.Error(), "GITHUB_OUTPUT") {
+		t.Errorf("err = %v, want GITHUB_OUTPUT is not set", err)
+	}
+	if err := a.AddStepSummary("x"); err == nil {
+		t.Error("summary without GITHUB_STEP_SUMMARY: want error")
+	}
+}
+
+func TestCommands(t *testing.T) {
+	tests := []struct {
+		name string
+		do   func(a *Actions)
+		want string
+	}{
+		{"error with position", func(a *Actions) { a.Error("syntax error at or near \"x\"", "migrations/0001_a.sql", 3, 7) },
+			"::error col=7,file=migrations/0001_a.sql,line=3::syntax error at or near \"x\"\n"},
+		{"escaped properties", func(a *Actions) { a.Warning("w", "dir,x/a:b%c\r\n.sql", 1, 0) },
+			"::warning file=dir%2Cx/a%3Ab%25c%0D%0A.sql,line=1::w\n"},
+		{"escaped message", func(a *Actions) { a.Notice("100% done\r\nnext: a,b", "", 0, 0) },
+			"::notice::100%25 done%0D%0Anext: a,b\n"},
+		{"group", func(a *Actions) { a.Group("Start postgres"); a.EndGroup() },
+			"::group::Start postgres\n::endgroup::\n"},
+		{"mask multi-line", func(a *Actions) { a.AddMask("line1\nline2\r\n\n  \nline3") },
+			"::add-mask::line1\n::add-mask::line2\n::add-mask::line3\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var w bytes.Buffer
+			a, _ := newEnabled(t, &w)
+			tt.do(a)
+			if w.String() != tt.want {
+				t.Errorf("got  %q\nwant %q", w.String(), tt.want)
+			}
+		})
+	}
+}
+
+func TestStepSummary(t *testing.T) {
+	a, env := newEnabled(t, &bytes.Buffer{})
+	a.AddStepSummary("| a |\n|---|")
+	a.AddStepSummary("done\n")
+	b, _ := os.ReadFile(env["GITHUB_STEP_SUMMARY"])
+	if string(b) != "| a |\n|---|\ndone\n" {
+		t.Errorf("summary = %q", b)
+	}
+}
+
+func TestDisabled(t *testing.T) {
+	var w bytes.Buffer
+	dir := t.TempDir()
+	env := map[string]string{"GITHUB_OUTPUT": filepath.Join(dir, "o"), "GITHUB_ENV": filepath.Join(dir, "e")}
+	a := New(&w, func(k string) string { return env[k] })
+	if a.Enabled() {
+		t.Fatal("enabled without GITHUB_ACTIONS=true")
+	}
+	a.AddMask("s")
+	a.Group("g")
+	a.EndGroup()
+	a.Error("e", "f", 1, 1)
+	if err := a.SetOutput("k", "v"); err != nil {
+		t.Error(err)
+	}
+	if err := a.SetEnv("k", "v"); err != nil {
+		t.Error(err)
+	}
+	if err := a.AddStepSummary("x"); err != nil {
+		t.Error(err)
+	}
+	if w.Len() != 0 {
+		t.Errorf("disabled wrote %q", w.String())
+	}
+	for _, f := range []string{"o", "e"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("disabled touched %s", f)
+		}
+	}
+	var nilActions *Actions
+	if nilActions.Enabled() {
+		t.Error("nil Actions enabled")
+	}
+}
+
+type failWriter struct{}
+
+func (failWriter) Write([]byte) (int, error) { return 0, errors.New("broken pipe") }
+
+func TestWriteErrorsDoNotPanic(t *testing.T) {
+	a := New(failWriter{}, func(k string) string { return map[string]string{"GITHUB_ACTIONS": "true"}[k] })
+	a.Group("g")
+	a.Error("e", "", 0, 0)
+}
