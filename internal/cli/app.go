@@ -28,6 +28,7 @@ import (
 	"github.com/poststack/poststack/pkg/exitcode"
 	"github.com/poststack/poststack/pkg/ghactions"
 	"github.com/poststack/poststack/pkg/logging"
+	"github.com/poststack/poststack/pkg/secret"
 )
 
 // Env is what a run takes from its process. Tests build one by hand; mains
@@ -68,7 +69,7 @@ type App struct {
 	Logger   *slog.Logger
 	Actions  *ghactions.Actions
 	Progress logging.Progress
-	Secrets  *logging.Secrets
+	Secrets  *secret.Masker
 
 	root     *ffcli.Command
 	examples map[*ffcli.Command][]string
@@ -91,7 +92,7 @@ func New(name string, env Env) *App {
 	return &App{
 		Name:     name,
 		Env:      env,
-		Secrets:  &logging.Secrets{},
+		Secrets:  secret.NewMasker(),
 		Logger:   slog.New(slog.DiscardHandler),
 		Progress: logging.NopProgress{},
 		examples: map[*ffcli.Command][]string{},
@@ -129,7 +130,9 @@ func (a *App) AddSecret(v string) {
 		return
 	}
 	a.Secrets.Add(v)
-	a.Actions.AddMask(v)
+	for _, p := range secret.NewMasker(v).Patterns() {
+		a.Actions.AddMask(p)
+	}
 }
 
 // Run parses args against root, wires logging and GitHub Actions, runs the

@@ -373,7 +373,7 @@ func TestErrors(t *testing.T) {
 			"ps-test: migration 0002_x.sql:3:7: syntax error\n  SELEC 1;\n  ^\n"},
 		{"already reported", exitcode.With(exitcode.Check, ErrReported), 3, ""},
 		{"timeout", fmt.Errorf("wait: %w", context.DeadlineExceeded), 4, "ps-test: wait: context deadline exceeded\n"},
-		{"secret masked", errors.New("connect postgres://u:s3cret@h/db: refused"), 1, "ps-test: connect postgres://u:***@h/db: refused\n"},
+		{"secret masked", errors.New("connect postgres://u:s3cret@h/db: refused"), 1, "ps-test: connect postgres://u:****@h/db: refused\n"},
 		{"help from exec", flag.ErrHelp, 2, "ps-test up"},
 	}
 	for _, tt := range tests {
@@ -383,7 +383,7 @@ func TestErrors(t *testing.T) {
 				t.Errorf("exit %d, want %d", r.code, tt.code)
 			}
 			// INFO log line first, then the error.
-			got := strings.TrimPrefix(r.stderr, "info: up running url=postgres://u:***@h/db\n")
+			got := strings.TrimPrefix(r.stderr, "info: up running url=postgres://u:****@h/db\n")
 			if tt.name == "help from exec" {
 				if !strings.Contains(got, tt.stderr) {
 					t.Errorf("stderr = %q, want usage", r.stderr)
@@ -497,7 +497,7 @@ func TestGitHubActions(t *testing.T) {
 		return nil
 	}})
 	code := app.Run(context.Background(), root, []string{"--database-url", "postgres://u:pw123@h/d"})
-	want := "::add-mask::pw123\n::add-mask::gen\n::add-mask::pass\n::group::postgres ***\nwaiting\n::endgroup::\n"
+	want := "::add-mask::pw123\n::add-mask::gen%250Apass\n::add-mask::gen\n::add-mask::pass\n::group::postgres ****\nwaiting\n::endgroup::\n"
 	if code != 0 || stderr.String() != want {
 		t.Errorf("exit %d stderr\n%q\nwant\n%q", code, stderr.String(), want)
 	}

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/poststack/poststack/pkg/secret"
 )
 
 func TestHumanOutput(t *testing.T) {
@@ -96,8 +98,7 @@ func TestColor(t *testing.T) {
 }
 
 func TestMasking(t *testing.T) {
-	var s Secrets
-	s.Add("hunter2", "", "postgres://u:hunter2@h/db")
+	s := secret.NewMasker("hunter2", "", "postgres://u:hunter2@h/db")
 	var human bytes.Buffer
 	dir := t.TempDir()
 	l, c, err := New(Options{Human: &human, Dir: dir, Mask: s.Mask})
@@ -118,11 +119,11 @@ func TestMasking(t *testing.T) {
 		if strings.Contains(out, "hunter2") {
 			t.Errorf("%s output leaks the secret:\n%s", name, out)
 		}
-		if !strings.Contains(out, Redacted) {
+		if !strings.Contains(out, secret.Mask) {
 			t.Errorf("%s output has no redaction marker:\n%s", name, out)
 		}
 	}
-	if want := "info: connect *** url=*** err=\"dial: password *** rejected\" g.pw=***\n"; !strings.HasPrefix(human.String(), want) {
+	if want := "info: connect **** url=**** err=\"dial: password **** rejected\" g.pw=****\n"; !strings.HasPrefix(human.String(), want) {
 		t.Errorf("human = %q, want prefix %q", human.String(), want)
 	}
 }
@@ -275,19 +276,18 @@ func TestProgress(t *testing.T) {
 		p.Done("inner", nil)
 		p.Done("postgres", errors.New("pw=s3cret"))
 	}
-	var s Secrets
-	s.Add("s3cret")
+	s := secret.NewMasker("s3cret")
 	tests := []struct {
 		name string
 		new  func(*bytes.Buffer) Progress
 		want string
 	}{
 		{"plain", func(b *bytes.Buffer) Progress { return NewPlainProgress(b) },
-			"postgres ...\n  waiting\ninner ...\ninner: done\npostgres: failed: pw=***\n"},
+			"postgres ...\n  waiting\ninner ...\ninner: done\npostgres: failed: pw=****\n"},
 		{"tty", func(b *bytes.Buffer) Progress { return NewTTYProgress(b) },
-			"\r\x1b[K… postgres\r\x1b[K… postgres: waiting\r\x1b[K… inner\r\x1b[K✓ inner\n\r\x1b[K✗ postgres: pw=***\n"},
+			"\r\x1b[K… postgres\r\x1b[K… postgres: waiting\r\x1b[K… inner\r\x1b[K✓ inner\n\r\x1b[K✗ postgres: pw=****\n"},
 		{"group", func(b *bytes.Buffer) Progress { return NewGroupProgress(fakeGrouper{b}, b) },
-			"::group::postgres\nwaiting\ninner ...\npostgres: failed: pw=***\n::endgroup::\n"},
+			"::group::postgres\nwaiting\ninner ...\npostgres: failed: pw=****\n::endgroup::\n"},
 		{"nop", func(*bytes.Buffer) Progress { return NopProgress{} }, ""},
 	}
 	for _, tt := range tests {
@@ -298,13 +298,5 @@ func TestProgress(t *testing.T) {
 				t.Errorf("got  %q\nwant %q", b.String(), tt.want)
 			}
 		})
-	}
-}
-
-func TestSecretsLongestFirst(t *testing.T) {
-	var s Secrets
-	s.Add("abc", "abcdef")
-	if got := s.Mask("x abcdef y abc"); got != "x *** y ***" {
-		t.Errorf("got %q", got)
 	}
 }

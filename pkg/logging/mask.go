@@ -4,9 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sort"
-	"strings"
-	"sync"
 )
 
 // maskHandler rewrites messages and string-like attributes through mask
@@ -64,48 +61,4 @@ func maskAttr(a slog.Attr, mask func(string) string) slog.Attr {
 		}
 	}
 	return slog.Attr{Key: a.Key, Value: v}
-}
-
-// Secrets is a set of strings to hide in human-facing and logged output. It
-// is safe for concurrent use; add secrets as they become known (a generated
-// password, a URL read from a file).
-type Secrets struct {
-	mu   sync.RWMutex
-	list []string // longest first, so a secret containing another is hidden whole
-}
-
-// Redacted replaces every secret in masked output.
-const Redacted = "***"
-
-// Add registers secrets; empty strings are ignored.
-func (s *Secrets) Add(secrets ...string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, v := range secrets {
-		if v == "" || contains(s.list, v) {
-			continue
-		}
-		s.list = append(s.list, v)
-	}
-	sort.SliceStable(s.list, func(i, j int) bool { return len(s.list[i]) > len(s.list[j]) })
-}
-
-// Mask returns v with every registered secret replaced by Redacted. It
-// suits Options.Mask.
-func (s *Secrets) Mask(v string) string {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	for _, secret := range s.list {
-		v = strings.ReplaceAll(v, secret, Redacted)
-	}
-	return v
-}
-
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }

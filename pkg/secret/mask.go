@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // Mask is what secrets are replaced with.
@@ -17,6 +18,7 @@ const MinMaskLength = 4
 // Masker hides secret values in text meant for people. It is safe for
 // concurrent use.
 type Masker struct {
+	mu       sync.RWMutex
 	patterns []string // every form masked, longest first
 	short    map[string]bool
 	replacer *strings.Replacer
@@ -26,8 +28,19 @@ type Masker struct {
 // it also masks the value's URL-encoded forms (query, path and userinfo
 // encoding), since secrets often travel inside connection URLs.
 func NewMasker(secrets ...string) *Masker {
-	m := &Masker{short: map[string]bool{}}
-	seen := map[string]bool{}
+	m := &Masker{}
+	m.Add(secrets...)
+	return m
+}
+
+// Add registers more secrets, as they become known (a generated password, a
+// URL read from a file); empty strings are ignored.
+func (m *Masker) Add(secrets ...string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.short == nil {
+		m.short = map[string]bool{}
+	}
 	for _, s := range secrets {
 		if s == "" {
 			continue
@@ -37,8 +50,7 @@ func NewMasker(secrets ...string) *Masker {
 			continue
 		}
 		for _, form := range []string{s, url.QueryEscape(s), url.PathEscape(s), userinfoEscape(s)} {
-			if !seen[form] {
-				seen[form] = true
+			if !slices.Contains(m.patterns, form) {
 				m.patterns = append(m.patterns, form)
 			}
 		}
@@ -52,7 +64,6 @@ func NewMasker(secrets ...string) *Masker {
 		pairs = append(pairs, p, Mask)
 	}
 	m.replacer = strings.NewReplacer(pairs...)
-	return m
 }
 
 func userinfoEscape(s string) string {
@@ -61,6 +72,8 @@ func userinfoEscape(s string) string {
 
 // Mask returns s with every occurrence of every secret replaced by ****.
 func (m *Masker) Mask(s string) string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
 	if m.short[s] {
 		return Mask
 	}
@@ -73,7 +86,11 @@ func (m *Masker) Mask(s string) string {
 // Patterns returns every string Mask hides (the values and their encoded
 // forms), longest first: what to register with ::add-mask:: under GitHub
 // Actions.
-func (m *Masker) Patterns() []string { return slices.Clone(m.patterns) }
+func (m *Masker) Patterns() []string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return slices.Clone(m.patterns)
+}
 
 // MaskURL returns u with the password of its userinfo replaced by ****. It
 // works on the text rather than a parsed URL so that even a URL net/url
