@@ -1,0 +1,339 @@
+#!/usr/bin/env bash
+# Prepares a Debian 12 machine (root) for poststack's tests and demo: packages, PostgreSQL 15,
+# podman (+ its Docker-compatible API socket), dockerd and a locally built Debian base image.
+# Every step checks whether it is already done, so re-running is cheap.
+#
+# Usage: scripts/setup.sh [STEP...]      (default: all)
+#   all        everything below
+#   podman     packages for podman, containers.conf, base image in podman (what `make demo` needs)
+#   packages   apt packages only
+#   postgres   PostgreSQL 15 on 127.0.0.1:5432 with a password for the test superuser
+#   socket     podman API socket at /run/podman/podman.sock
+#   docker     dockerd on /var/run/docker.sock and the base image in docker
+#   image      the base image in podman (and in docker when dockerd is up)
+#   env        print the environment variables the tests use
+#
+# Knobs (environment): POSTSTACK_CACHE_DIR (default /var/cache/poststack),
+# POSTSTACK_PG_PASSWORD (default postgres), POSTSTACK_BASE_IMAGE (default localhost/debian:bookworm),
+# POSTSTACK_DEBIAN_MIRROR (default: the mirror apt uses).
+set -euo pipefail
+
+CACHE_DIR=${POSTSTACK_CACHE_DIR:-/var/cache/poststack}
+PG_PASSWORD=${POSTSTACK_PG_PASSWORD:-postgres}
+BASE_IMAGE=${POSTSTACK_BASE_IMAGE:-localhost/debian:bookworm}
+PODMAN_SOCK=/run/podman/podman.sock
+DOCKER_SOCK=/var/run/docker.sock
+# The newest installed server (15 on Debian 12); override with POSTSTACK_PG_VERSION.
+PG_VERSION=${POSTSTACK_PG_VERSION:-$(find /usr/lib/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' 2>/dev/null | sort -V | tail -n1)}
+PG_VERSION=${PG_VERSION:-15}
+PG_CLUSTER=main
+PG_PORT=5432
+TEST_DATABASE_URL="postgres://postgres:${PG_PASSWORD}@127.0.0.1:${PG_PORT}/postgres?sslmode=disable"
+
+PODMAN_PACKAGES=(podman runc conmon catatonit netavark aardvark-dns iptables debian-archive-keyring
+	debootstrap gettext-base ca-certificates curl)
+ALL_PACKAGES=("${PODMAN_PACKAGES[@]}" time)
+# A docker engine installed some other way (docker-ce, moby on CI runners) conflicts with
+# Debian's docker.io; keep whatever is there.
+command -v dockerd >/dev/null 2>&1 || ALL_PACKAGES+=(docker.io containerd tini)
+
+export DEBIAN_FRONTEND=noninteractive
+
+log() { printf '==> setup: %s\n' "$*" >&2; }
+die() {
+	printf '==> setup: ERROR: %s\n' "$*" >&2
+	exit 1
+}
+need_root() { [[ $(id -u) == 0 ]] || die "must run as root (it installs packages and starts daemons)"; }
+
+# wait_for SECONDS DESCRIPTION CMD... polls CMD every 0.2 s until it succeeds.
+wait_for() {
+	local timeout=$1 what=$2
+	shift 2
+	local deadline=$((SECONDS + timeout))
+	until "$@" >/dev/null 2>&1; do
+		if ((SECONDS >= deadline)); then
+			return 1
+		fi
+		sleep 0.2
+	done
+	log "$what is up"
+}
+
+APT_UPDATED=
+apt_install() {
+	local missing=() p
+	for p in "$@"; do
+		if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+			missing+=("$p")
+		fi
+	done
+	((${#missing[@]})) || return 0
+	need_root
+	log "installing ${missing[*]}"
+	if [[ -z $APT_UPDATED ]]; then
+		# Third-party sources on these machines may be unreachable; Debian's mirror is what counts,
+		# and the install below fails loudly if a package really cannot be found.
+		apt-get update -qq -o Acquire::Retries=2 || log "apt-get update reported errors (continuing)"
+		APT_UPDATED=1
+	fi
+	apt-get install -y -qq --no-install-recommends -o Dpkg::Use-Pty=0 "${missing[@]}" >/dev/null ||
+		die "apt-get install ${missing[*]} failed"
+}
+
+step_packages() { apt_install "${ALL_PACKAGES[@]}"; }
+step_podman_packages() { apt_install "${PODMAN_PACKAGES[@]}"; }
+
+# set_toml_key FILE SECTION KEY VALUE sets KEY in [SECTION] without touching other settings.
+set_toml_key() {
+	local file=$1 section=$2 key=$3 value=$4 tmp
+	tmp=$(mktemp)
+	awk -v section="[$section]" -v key="$key" -v value="$value" '
+		function emit() { print key " = " value; done = 1 }
+		/^[[:space:]]*\[/ {
+			if (insec && !done) emit()
+			insec = ($0 == section); seen = seen || insec
+			print; next
+		}
+		insec && $0 ~ "^[[:space:]]*#?[[:space:]]*" key "[[:space:]]*=" { if (!done) emit(); next }
+		{ print }
+		END {
+			if (insec && !done) emit()
+			else if (!seen) { print ""; print section; emit() }
+		}' "$file" >"$tmp"
+	cat "$tmp" >"$file"
+	rm -f "$tmp"
+}
+
+step_containers_conf() {
+	local conf=/etc/containers/containers.conf
+	if [[ -f $conf ]] &&
+		grep -Eq '^[[:space:]]*runtime[[:space:]]*=[[:space:]]*"runc"' "$conf" &&
+		grep -Eq '^[[:space:]]*default_ulimits[[:space:]]*=.*nofile=20000:20000' "$conf"; then
+		return 0
+	fi
+	need_root
+	log "configuring $conf (runc, ulimits)"
+	mkdir -p /etc/containers
+	touch "$conf"
+	# crun cannot handle this host's hybrid cgroups, and the default nofile limit is above what
+	# the VM allows a container to set.
+	set_toml_key "$conf" containers default_ulimits '["nofile=20000:20000", "nproc=20000:20000"]'
+	set_toml_key "$conf" engine runtime '"runc"'
+}
+
+pg_ready() { pg_isready -q -h 127.0.0.1 -p "$PG_PORT"; }
+pg_password_ok() {
+	PGPASSWORD=$PG_PASSWORD PGCONNECT_TIMEOUT=3 psql -X -q -w -h 127.0.0.1 -p "$PG_PORT" -U postgres \
+		-d postgres -tAc 'select 1' 2>/dev/null | grep -qx 1
+}
+
+step_postgres() {
+	if pg_ready && pg_password_ok; then
+		log "postgres already running on 127.0.0.1:$PG_PORT"
+		return 0
+	fi
+	need_root
+	command -v pg_ctlcluster >/dev/null || apt_install "postgresql-$PG_VERSION"
+	if ! pg_lsclusters -h 2>/dev/null | awk '{print $1" "$2}' | grep -qx "$PG_VERSION $PG_CLUSTER"; then
+		log "creating cluster $PG_VERSION/$PG_CLUSTER"
+		pg_createcluster "$PG_VERSION" "$PG_CLUSTER" -p "$PG_PORT" >/dev/null
+	fi
+	local confd=/etc/postgresql/$PG_VERSION/$PG_CLUSTER/conf.d
+	if [[ -n ${CI:-} && ! -f $confd/poststack-ci.conf ]]; then
+		# Throwaway CI machine: durability is worthless, speed and many parallel test
+		# connections are not.
+		mkdir -p "$confd"
+		cat >"$confd/poststack-ci.conf" <<-'EOF'
+			fsync = off
+			synchronous_commit = off
+			full_page_writes = off
+			max_connections = 300
+		EOF
+		pg_ctlcluster "$PG_VERSION" "$PG_CLUSTER" stop >/dev/null 2>&1 || true
+	fi
+	if ! pg_ready; then
+		log "starting postgres $PG_VERSION/$PG_CLUSTER"
+		pg_ctlcluster "$PG_VERSION" "$PG_CLUSTER" start || {
+			tail -n 20 "/var/log/postgresql/postgresql-$PG_VERSION-$PG_CLUSTER.log" >&2 || true
+			die "postgres did not start"
+		}
+	fi
+	wait_for 30 "postgres" pg_ready || die "postgres is not accepting connections on 127.0.0.1:$PG_PORT"
+	log "setting the password of role postgres"
+	runuser -u postgres -- psql -X -q -p "$PG_PORT" -d postgres \
+		-c "ALTER ROLE postgres WITH PASSWORD '${PG_PASSWORD//\'/\'\'}'" ||
+		die "could not set the postgres password"
+	pg_password_ok || die "password login as postgres on 127.0.0.1:$PG_PORT fails (check pg_hba.conf)"
+	log "postgres ready: $TEST_DATABASE_URL"
+}
+
+socket_ping() { curl -fsS --max-time 3 --unix-socket "$1" http://d/_ping >/dev/null 2>&1; }
+
+step_podman_socket() {
+	if socket_ping "$PODMAN_SOCK"; then
+		return 0
+	fi
+	need_root
+	log "starting podman API service on $PODMAN_SOCK"
+	mkdir -p "$(dirname "$PODMAN_SOCK")"
+	rm -f "$PODMAN_SOCK"
+	setsid nohup podman system service --time=0 "unix://$PODMAN_SOCK" \
+		>/var/log/podman-service.log 2>&1 </dev/null &
+	wait_for 30 "podman API socket" socket_ping "$PODMAN_SOCK" || {
+		tail -n 20 /var/log/podman-service.log >&2 || true
+		die "podman API socket $PODMAN_SOCK does not answer (log: /var/log/podman-service.log)"
+	}
+}
+
+step_dockerd() {
+	if socket_ping "$DOCKER_SOCK"; then
+		return 0
+	fi
+	need_root
+	command -v dockerd >/dev/null || die "dockerd not installed (run: scripts/setup.sh packages)"
+	log "starting dockerd (log: /var/log/dockerd.log)"
+	setsid nohup dockerd --host "unix://$DOCKER_SOCK" >>/var/log/dockerd.log 2>&1 </dev/null &
+	wait_for 60 "dockerd" socket_ping "$DOCKER_SOCK" || {
+		tail -n 30 /var/log/dockerd.log >&2 || true
+		die "dockerd did not come up on $DOCKER_SOCK (log: /var/log/dockerd.log)"
+	}
+}
+
+debian_mirror() {
+	if [[ -n ${POSTSTACK_DEBIAN_MIRROR:-} ]]; then
+		echo "$POSTSTACK_DEBIAN_MIRROR"
+		return
+	fi
+	local m
+	# deb822 sources: the URIs of the stanza whose Suites include plain "bookworm".
+	m=$(awk '
+		/^[[:space:]]*$/ { if (suite && uri) { print uri; exit } uri = ""; suite = 0; next }
+		/^URIs:/ { uri = $2 }
+		/^Suites:/ { for (i = 2; i <= NF; i++) if ($i == "bookworm") suite = 1 }
+		END { if (suite && uri) print uri }' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n1)
+	if [[ -z $m ]]; then
+		m=$(awk '$1 == "deb" && $3 == "bookworm" { print $2; exit }' \
+			/etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null | head -n1)
+	fi
+	echo "${m:-http://deb.debian.org/debian}"
+}
+
+ROOTFS_TAR=$CACHE_DIR/debian-bookworm-minbase.tar
+
+build_rootfs() {
+	[[ -s $ROOTFS_TAR ]] && return 0
+	need_root
+	apt_install debootstrap
+	local mirror dir
+	mirror=$(debian_mirror)
+	dir=$(mktemp -d /var/tmp/poststack-rootfs.XXXXXX)
+	log "debootstrap bookworm (minbase) from $mirror (~30 s, cached in $ROOTFS_TAR)"
+	if ! debootstrap --variant=minbase bookworm "$dir" "$mirror" >/var/log/poststack-debootstrap.log 2>&1; then
+		tail -n 20 /var/log/poststack-debootstrap.log >&2 || true
+		rm -rf "$dir"
+		die "debootstrap failed (log: /var/log/poststack-debootstrap.log)"
+	fi
+	# Trim what an image does not need: apt lists and caches are refreshed by any image build.
+	rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/*
+	mkdir -p "$CACHE_DIR"
+	tar --numeric-owner -C "$dir" -cf "$ROOTFS_TAR.tmp" .
+	mv "$ROOTFS_TAR.tmp" "$ROOTFS_TAR"
+	rm -rf "$dir"
+}
+
+IMPORT_CHANGES=(--change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+	--change 'CMD ["bash"]')
+
+step_image_podman() {
+	if podman image exists "$BASE_IMAGE" 2>/dev/null; then
+		return 0
+	fi
+	build_rootfs
+	log "importing $BASE_IMAGE into podman"
+	podman import --quiet "${IMPORT_CHANGES[@]}" "$ROOTFS_TAR" "$BASE_IMAGE" >/dev/null ||
+		die "podman import of $BASE_IMAGE failed"
+	podman run --rm "$BASE_IMAGE" true || die "podman cannot run $BASE_IMAGE (see errors above)"
+	log "podman runs $BASE_IMAGE"
+}
+
+step_image_docker() {
+	if docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
+		return 0
+	fi
+	build_rootfs
+	log "importing $BASE_IMAGE into docker"
+	docker import "${IMPORT_CHANGES[@]}" "$ROOTFS_TAR" "$BASE_IMAGE" >/dev/null ||
+		die "docker import of $BASE_IMAGE failed"
+	docker run --rm "$BASE_IMAGE" true || die "docker cannot run $BASE_IMAGE (see errors above)"
+	log "docker runs $BASE_IMAGE"
+}
+
+step_env() {
+	cat <<-EOF
+		export POSTSTACK_TEST_DATABASE_URL='$TEST_DATABASE_URL'
+		export TESTCONTAINERS_RYUK_DISABLED=true
+		export TESTCONTAINERS_HOST_OVERRIDE=localhost
+	EOF
+}
+
+run_step() {
+	local start=$SECONDS
+	case $1 in
+	all)
+		step_packages
+		step_containers_conf
+		step_postgres
+		step_podman_socket
+		step_dockerd
+		step_image_podman
+		step_image_docker
+		;;
+	podman)
+		step_podman_packages
+		step_containers_conf
+		step_image_podman
+		;;
+	packages) step_packages ;;
+	postgres) step_postgres ;;
+	socket)
+		step_podman_packages
+		step_containers_conf
+		step_podman_socket
+		;;
+	docker)
+		step_packages
+		step_dockerd
+		step_image_docker
+		;;
+	image)
+		step_podman_packages
+		step_containers_conf
+		step_image_podman
+		if socket_ping "$DOCKER_SOCK"; then step_image_docker; fi
+		;;
+	env)
+		step_env
+		return 0
+		;;
+	-h | --help | help)
+		sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+		return 0
+		;;
+	*)
+		printf "==> setup: unknown step %s (try: %s --help)\n" "$1" "$0" >&2
+		exit 2
+		;;
+	esac
+	log "'$1' done in $((SECONDS - start)) s"
+}
+
+main() {
+	(($#)) || set -- all
+	local s
+	for s in "$@"; do
+		run_step "$s"
+	done
+}
+
+main "$@"
