@@ -1,0 +1,26 @@
+// Command ps-subst substitutes ${VAR} references in text or YAML, with the
+// grammar of docker compose, from files or standard input to standard
+// output or a file.
+package main
+
+import (
+	"context"
+	"io"
+	"os"
+
+	"github.com/poststack/poststack/internal/cli"
+)
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return runEnv(ctx, args, cli.OSEnv(stdin, stdout, stderr), os.Environ())
+}
+
+// runEnv is run with the process environment passed in, for tests.
+func runEnv(ctx context.Context, args []string, env cli.Env, environ []string) int {
+	app := cli.New("ps-subst", env)
+	return app.Run(ctx, newCommand(app, environ), args)
+}
