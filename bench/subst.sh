@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Measures ps-subst against GNU envsubst and compose-go's template.Substitute
+# in one run and prints the ratios (issue 2's targets). Usage: bench/subst.sh [flags]
+# Flags go to bench/substbench: -size MB (30), -big MB (1024), -rounds N (3).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v envsubst >/dev/null || { echo "bench/subst.sh: envsubst missing: apt-get install -y gettext-base" >&2; exit 1; }
+mkdir -p bin
+CGO_ENABLED=0 go build -trimpath -o bin/ps-subst ./cmd/ps-subst
+exec go run ./bench/substbench -ps-subst bin/ps-subst "$@"
