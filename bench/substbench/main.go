@@ -17,8 +17,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/compose-spec/compose-go/v2/template"
@@ -197,11 +197,24 @@ func runTo(out, in string, env []string, name string, args ...string) error {
 }
 
 // streamRSS pipes size bytes of generated text through ps-subst and returns
-// its peak resident set size in KiB.
+// its peak resident set size in KiB. GNU time measures it: Go starts
+// children with a vfork-style clone, so the rusage this process gets for a
+// child also counts this process's own memory from before the exec.
 func streamRSS(bin string, env []string, size int64) (int64, time.Duration, error) {
+	gnuTime, err := exec.LookPath("time")
+	if err != nil || !strings.HasPrefix(gnuTime, "/usr/bin") {
+		gnuTime = "/usr/bin/time"
+	}
+	report, err := os.CreateTemp("", "substbench-rss-")
+	if err != nil {
+		return 0, 0, err
+	}
+	report.Close()
+	defer os.Remove(report.Name())
+
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin)
+	cmd := exec.CommandContext(ctx, gnuTime, "-f", "%M", "-o", report.Name(), bin)
 	cmd.Env = env
 	cmd.Stdout = io.Discard
 	cmd.Stderr = os.Stderr
@@ -211,7 +224,7 @@ func streamRSS(bin string, env []string, size int64) (int64, time.Duration, erro
 	}
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		return 0, 0, err
+		return 0, 0, fmt.Errorf("%s (GNU time, apt-get install time): %w", gnuTime, err)
 	}
 	chunk := []byte(strings.Repeat("  image: ${IMAGE} # pulled by $APP_NAME on port ${APP_PORT:-80}\n", 1<<14))
 	var werr error
@@ -222,11 +235,23 @@ func streamRSS(bin string, env []string, size int64) (int64, time.Duration, erro
 	if err := cmd.Wait(); err != nil {
 		return 0, 0, fmt.Errorf("ps-subst on the stream: %w", err)
 	}
+	d := time.Since(start)
 	if werr != nil {
 		return 0, 0, werr
 	}
-	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	return ru.Maxrss, time.Since(start), nil
+	out, err := os.ReadFile(report.Name())
+	if err != nil {
+		return 0, 0, err
+	}
+	fields := strings.Fields(string(out))
+	if len(fields) == 0 {
+		return 0, 0, fmt.Errorf("GNU time printed nothing")
+	}
+	kb, err := strconv.ParseInt(fields[len(fields)-1], 10, 64)
+	if err != nil {
+		return 0, 0, fmt.Errorf("GNU time printed %q: %w", out, err)
+	}
+	return kb, d, nil
 }
 
 func best(n int, f func() error) (time.Duration, error) {

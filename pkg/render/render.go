@@ -43,14 +43,15 @@ type Options struct {
 	// ("" is os.TempDir()).
 	TempDir string
 	// MemoryLimit is how much held-back output stays in memory before it
-	// spills to a private temporary file (0 means 8 MiB).
+	// spills to a private temporary file (0 means 1 MiB: past that, growing
+	// a slice costs more in page faults than writing to the page cache).
 	MemoryLimit int
 	// FileMode is the mode of a file that WriteFile creates (0 means 0644);
 	// an existing target keeps its mode.
 	FileMode os.FileMode
 }
 
-const defaultMemoryLimit = 8 << 20
+const defaultMemoryLimit = 1 << 20
 
 // To renders inputs, in order, to w. Output reaches w only once every input
 // rendered without problems; on failure w has received nothing and the error

@@ -124,7 +124,7 @@ func Check(vars []Variable, lookup func(name string) (Var, bool)) []Resolved {
 	return out
 }
 
-// Undefined returns the names of the variables Check found undefined.
+// UndefinedNames returns the names of the variables Check found undefined.
 func UndefinedNames(rs []Resolved) []string {
 	var names []string
 	for _, r := range rs {
