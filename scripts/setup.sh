@@ -11,6 +11,7 @@
 #   socket     podman API socket at /run/podman/podman.sock
 #   docker     dockerd on /var/run/docker.sock and the base image in docker
 #   image      the base image in podman (and in docker when dockerd is up)
+#   act        nektos/act (built with go install) for the GitHub Action's tests
 #   env        print the environment variables the tests use
 #
 # Knobs (environment): POSTSTACK_CACHE_DIR (default /var/cache/poststack),
@@ -277,6 +278,23 @@ step_env() {
 	EOF
 }
 
+# nektos/act, the GitHub Actions runner emulation the action's tests use. Built from the Go module
+# proxy (no release download is reachable) into the cache, so reruns find it.
+ACT_VERSION=${POSTSTACK_ACT_VERSION:-v0.2.89}
+step_act() {
+	local bin=$CACHE_DIR/act-$ACT_VERSION/act
+	if [[ ! -x $bin ]]; then
+		command -v go >/dev/null || die "Go is needed to build nektos/act"
+		log "building nektos/act $ACT_VERSION (go install; about a minute)"
+		mkdir -p "$(dirname "$bin")"
+		GOBIN=$(dirname "$bin") GOFLAGS=-mod=mod go install "github.com/nektos/act@$ACT_VERSION" ||
+			die "go install github.com/nektos/act@$ACT_VERSION failed"
+	fi
+	ln -sf "$bin" /usr/local/bin/act
+	act --version >/dev/null || die "act does not run"
+	log "act $ACT_VERSION ready"
+}
+
 run_step() {
 	local start=$SECONDS
 	case $1 in
@@ -288,7 +306,9 @@ run_step() {
 		step_dockerd
 		step_image_podman
 		step_image_docker
+		step_act
 		;;
+	act) step_act ;;
 	podman)
 		step_podman_packages
 		step_containers_conf

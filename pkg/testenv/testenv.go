@@ -253,3 +253,15 @@ func dockerImageExists(host, image string) error {
 	}
 	return nil
 }
+
+// Act returns the path of nektos/act, the GitHub Actions runner emulation that tests of the
+// composite action run workflows with (scripts/setup.sh act builds it).
+func Act(tb testing.TB) string {
+	tb.Helper()
+	path, err := exec.LookPath("act")
+	if err != nil {
+		unavailable(tb, os.Getenv, "nektos/act is not installed")
+		return ""
+	}
+	return path
+}
