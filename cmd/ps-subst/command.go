@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
@@ -176,7 +177,17 @@ func (s *settings) variables(app *cli.App, environ []string) (*variables.Set, er
 			return nil, err
 		}
 	} else {
-		f, err := config.Load(app.Path(s.projectFile))
+		// Messages name the file as the user wrote it; the directory
+		// resolves against the run's working directory.
+		path := app.Path(s.projectFile)
+		data, err := os.ReadFile(path)
+		if err != nil {
+			if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+				err = pe.Err
+			}
+			return nil, exitcode.Usagef("--env %s reads the project file %s: %v", s.env, s.projectFile, err)
+		}
+		f, err := config.Parse(s.projectFile, data, filepath.Dir(path))
 		if err != nil {
 			return nil, err
 		}
