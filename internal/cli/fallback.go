@@ -10,9 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/compose-spec/compose-go/v2/dotenv"
 	"gopkg.in/yaml.v3"
 
+	"github.com/poststack/poststack/pkg/dotenv"
 	"github.com/poststack/poststack/pkg/exitcode"
 )
 

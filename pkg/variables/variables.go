@@ -22,9 +22,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/compose-spec/compose-go/v2/dotenv"
-
 	"github.com/poststack/poststack/pkg/config"
+	"github.com/poststack/poststack/pkg/dotenv"
 	"github.com/poststack/poststack/pkg/exitcode"
 	"github.com/poststack/poststack/pkg/secret"
 )
