@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"gopkg.in/yaml.v3"
 
@@ -204,16 +205,16 @@ func (f *File) Environment(name string) (*Environment, error) {
 }
 
 var (
-	nameRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`)
-	varNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	nameRE    = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`) })
+	varNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`) })
 )
 
 // ValidName reports whether s may name a project or an environment: it
 // becomes part of container, volume and network names.
-func ValidName(s string) bool { return nameRE.MatchString(s) }
+func ValidName(s string) bool { return nameRE().MatchString(s) }
 
 // ValidVariableName reports whether s is a valid environment variable name.
-func ValidVariableName(s string) bool { return varNameRE.MatchString(s) }
+func ValidVariableName(s string) bool { return varNameRE().MatchString(s) }
 
 // Builtins returns the names of the built-in variables, in the order they
 // are listed to users. They are always set and cannot be overridden.
@@ -255,8 +256,8 @@ func (d *decoder) parseYAML(data []byte) (*yaml.Node, error) {
 }
 
 var (
-	yamlLineRE   = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-	yamlAnchorRE = regexp.MustCompile(`^yaml: unknown anchor '(.*)' referenced$`)
+	yamlLineRE   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^yaml: line (\d+): (.*)$`) })
+	yamlAnchorRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^yaml: unknown anchor '(.*)' referenced$`) })
 )
 
 // yamlError turns yaml.v3's "yaml: line N: msg" into a positioned error.
@@ -265,11 +266,11 @@ var (
 func (d *decoder) yamlError(err error) *Error {
 	msg := err.Error()
 	line, col := 1, 1
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+	if m := yamlLineRE().FindStringSubmatch(msg); m != nil {
 		line, _ = strconv.Atoi(m[1])
 		msg = m[2]
 	} else {
-		if m := yamlAnchorRE.FindStringSubmatch(msg); m != nil {
+		if m := yamlAnchorRE().FindStringSubmatch(msg); m != nil {
 			if i := bytes.Index(d.data, []byte("*"+m[1])); i >= 0 {
 				line = bytes.Count(d.data[:i], []byte("\n")) + 1
 				col = i - bytes.LastIndexByte(d.data[:i], '\n')

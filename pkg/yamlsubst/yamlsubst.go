@@ -38,6 +38,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
@@ -142,7 +143,8 @@ func parse(r io.Reader, name string) (*source, []*yaml.Node, error) {
 	return newSource(raw), docs, nil
 }
 
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+// Compiled on first use: ps-subst --version must not pay for it.
+var yamlLine = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^yaml: line (\d+): (.*)$`) })
 
 // SyntaxError is malformed YAML, at the line yaml.v3 blames.
 type SyntaxError struct {
@@ -161,7 +163,7 @@ func (e *SyntaxError) Unwrap() error { return e.Err }
 // collection), and leaves the line out when it would be 0.
 func yamlError(name string, err error) error {
 	msg := err.Error()
-	m := yamlLine.FindStringSubmatch(msg)
+	m := yamlLine().FindStringSubmatch(msg)
 	if m == nil {
 		return &SyntaxError{File: name, Line: 1, Msg: strings.TrimPrefix(msg, "yaml: "), Err: err}
 	}
@@ -441,10 +443,12 @@ func isOldBool(s string) bool {
 	return false
 }
 
-var base60float = regexp.MustCompile(`^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$`)
+var base60float = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$`)
+})
 
 // isBase60Float reports YAML 1.1 sexagesimal numbers ("1:20"), which YAML 1.1
 // readers would turn into numbers.
 func isBase60Float(s string) bool {
-	return strings.IndexByte(s, ':') >= 0 && base60float.MatchString(s)
+	return strings.IndexByte(s, ':') >= 0 && base60float().MatchString(s)
 }
