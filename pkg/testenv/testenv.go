@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/poststack/poststack/pkg/pgnative"
 )
 
 // Environment variables the helpers read.
@@ -264,4 +265,34 @@ func Act(tb testing.TB) string {
 		return ""
 	}
 	return path
+}
+
+// NativePostgres starts a private PostgreSQL server from the host's binaries (see pgnative) for
+// the calling test and stops it, removing every file, when the test ends. Options are passed to
+// pgnative.Start. Missing PostgreSQL binaries skip the test, or fail it under CI; any other
+// failure to start fails it. When the test fails, the server's last log lines are logged.
+func NativePostgres(tb testing.TB, opts ...pgnative.Option) *pgnative.Server {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srv, err := pgnative.Start(ctx, opts...)
+	if errors.Is(err, pgnative.ErrNoBinaries) {
+		unavailable(tb, os.Getenv, "%v", err)
+		return nil
+	}
+	if err != nil {
+		tb.Fatalf("testenv: %v", err)
+		return nil
+	}
+	tb.Cleanup(func() {
+		if tb.Failed() {
+			tb.Logf("testenv: PostgreSQL log of %s:\n%s", srv.Dir(), srv.Log())
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := srv.Stop(ctx); err != nil {
+			tb.Errorf("testenv: %v", err)
+		}
+	})
+	return srv
 }
