@@ -1,0 +1,448 @@
+package migrate
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/poststack/poststack/pkg/exitcode"
+	"github.com/poststack/poststack/pkg/sqlscan"
+)
+
+// Script is one SQL file of a migration: the migration itself or its rollback.
+type Script struct {
+	// File is the path of the file inside the fs.FS given to Load, as errors name it.
+	File string
+	// SQL is the file's text as sent to the server: CRLF line endings turned into LF and a
+	// UTF-8 byte order mark removed, so that line and column numbers match what an editor shows.
+	SQL string
+	// NoTransaction is set by a leading "-- poststack:no-transaction" comment: the statements
+	// then run one by one outside a transaction (CREATE INDEX CONCURRENTLY needs that).
+	NoTransaction bool
+}
+
+// Migration is one version of the schema: its forward script and, optionally, its rollback.
+type Migration struct {
+	Version int64
+	Name    string
+	// Description comes from a leading "-- Description: text" comment of the forward file.
+	Description string
+	// Checksum is the hex SHA-256 of the forward file with CRLF normalised to LF; the ledger
+	// keeps it to detect a file edited after it was applied.
+	Checksum string
+	Up       Script
+	// Down is nil when there is no rollback file.
+	Down *Script
+}
+
+// Problem is one thing wrong with the migration files.
+type Problem struct {
+	File string
+	Line int // 0 when the problem is about the file as a whole
+	Msg  string
+}
+
+func (p Problem) String() string {
+	if p.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", p.File, p.Line, p.Msg)
+	}
+	return fmt.Sprintf("%s: %s", p.File, p.Msg)
+}
+
+// SourceError lists every problem found in the migration files. Load reports all of them at
+// once, before anything connects to a database, so one run shows the whole list.
+type SourceError struct {
+	Problems []Problem
+}
+
+func (e *SourceError) Error() string {
+	var b strings.Builder
+	if len(e.Problems) == 1 {
+		b.WriteString("invalid migration files: ")
+		b.WriteString(e.Problems[0].String())
+		return b.String()
+	}
+	fmt.Fprintf(&b, "invalid migration files (%d problems):", len(e.Problems))
+	for _, p := range e.Problems {
+		b.WriteString("\n  ")
+		b.WriteString(p.String())
+	}
+	return b.String()
+}
+
+// ExitCode is 2: bad input, nothing was changed.
+func (e *SourceError) ExitCode() int { return exitcode.Usage }
+
+const (
+	sqlExt      = ".sql"
+	rollbackExt = ".rollback.sql"
+	// directivePrefix starts a poststack directive in a leading comment line.
+	directivePrefix = "poststack:"
+	noTransaction   = "no-transaction"
+)
+
+// fileName is a parsed migration file name.
+type fileName struct {
+	version  int64
+	name     string
+	rollback bool
+}
+
+// ParseName parses a migration file name: "<version>_<name>.sql" or
+// "<version>_<name>.rollback.sql". The version is the leading decimal digits (leading zeros
+// allowed, at least 1); the name is non-empty and made of ASCII letters, digits, '_', '-' and '.'.
+func ParseName(base string) (version int64, name string, rollback bool, err error) {
+	f, err := parseName(base)
+	return f.version, f.name, f.rollback, err
+}
+
+func parseName(base string) (fileName, error) {
+	var f fileName
+	stem, ok := strings.CutSuffix(base, rollbackExt)
+	if ok {
+		f.rollback = true
+	} else if stem, ok = strings.CutSuffix(base, sqlExt); !ok {
+		return f, errors.New(`name must end in ".sql"`)
+	}
+	digits := 0
+	for digits < len(stem) && stem[digits] >= '0' && stem[digits] <= '9' {
+		digits++
+	}
+	if digits == 0 {
+		return f, errors.New("name must start with a version number (<version>_<name>.sql)")
+	}
+	v, err := strconv.ParseInt(stem[:digits], 10, 64)
+	if err != nil {
+		return f, fmt.Errorf("version %s is larger than %d", stem[:digits], int64(math.MaxInt64))
+	}
+	if v == 0 {
+		return f, errors.New("version must be 1 or more")
+	}
+	if digits == len(stem) || stem[digits] != '_' {
+		return f, errors.New(`version must be followed by "_<name>" (<version>_<name>.sql)`)
+	}
+	name := stem[digits+1:]
+	if name == "" {
+		return f, errors.New(`name after "<version>_" is empty`)
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.') {
+			return f, fmt.Errorf("name %q has %q; use letters, digits, '_', '-' and '.'", name, r)
+		}
+	}
+	f.version, f.name = v, name
+	return f, nil
+}
+
+// Directives are the settings a file declares in its leading comment lines.
+type Directives struct {
+	NoTransaction bool
+	Description   string
+}
+
+// lineProblem is a problem at a line of a file being parsed.
+type lineProblem struct {
+	line int
+	msg  string
+}
+
+// ParseDirectives reads the leading comment lines of a SQL text (up to the first line that is
+// neither blank nor a "--" comment): "-- poststack:no-transaction" and "-- Description: text".
+// Any other "-- poststack:" directive is an error, so that a typo cannot silently run a
+// migration inside a transaction it was meant to avoid.
+func ParseDirectives(text string) (Directives, error) {
+	d, probs := parseDirectives(text)
+	if len(probs) > 0 {
+		msgs := make([]string, len(probs))
+		for i, p := range probs {
+			msgs[i] = fmt.Sprintf("line %d: %s", p.line, p.msg)
+		}
+		return d, errors.New(strings.Join(msgs, "; "))
+	}
+	return d, nil
+}
+
+func parseDirectives(text string) (Directives, []lineProblem) {
+	var d Directives
+	var probs []lineProblem
+	for lineNo := 1; text != ""; lineNo++ {
+		line, rest, _ := strings.Cut(text, "\n")
+		text = rest
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		body, ok := strings.CutPrefix(line, "--")
+		if !ok {
+			break
+		}
+		body = strings.TrimSpace(strings.TrimLeft(body, "-"))
+		lower := strings.ToLower(body)
+		switch {
+		case strings.HasPrefix(lower, directivePrefix):
+			name := strings.TrimSpace(lower[len(directivePrefix):])
+			if name == noTransaction {
+				d.NoTransaction = true
+				continue
+			}
+			probs = append(probs, lineProblem{lineNo, fmt.Sprintf("unknown directive %q (known: %q)",
+				strings.TrimSpace(body), directivePrefix+noTransaction)})
+		case strings.HasPrefix(lower, "description:"):
+			desc := strings.TrimSpace(body[len("description:"):])
+			if d.Description != "" && desc != "" {
+				d.Description += " " + desc
+			} else if desc != "" {
+				d.Description = desc
+			}
+		}
+	}
+	return d, probs
+}
+
+// normalize returns the text as the server sees it and the checksum of the file.
+func normalize(data []byte) (sql, checksum string) {
+	if bytes.Contains(data, []byte("\r\n")) {
+		data = bytes.ReplaceAll(data, []byte("\r\n"), []byte("\n"))
+	}
+	sum := sha256.Sum256(data)
+	return string(bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))), hex.EncodeToString(sum[:])
+}
+
+// lineOf returns the 1-based line of byte offset off in data.
+func lineOf(data []byte, off int) int {
+	return 1 + bytes.Count(data[:off], []byte("\n"))
+}
+
+// invalidUTF8 returns the offset of the first byte that is not valid UTF-8, or -1.
+func invalidUTF8(data []byte) int {
+	for i := 0; i < len(data); {
+		if data[i] < utf8.RuneSelf {
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(data[i:])
+		if r == utf8.RuneError && size == 1 {
+			return i
+		}
+		i += size
+	}
+	return -1
+}
+
+// loaded is the outcome of reading one file.
+type loaded struct {
+	script   Script
+	desc     string
+	checksum string
+	problems []Problem
+}
+
+// readFunc reads the file base of the migrations directory, using buf as scratch space when it
+// can; the result is only valid until the next call with the same buf.
+type readFunc func(base string, buf []byte) ([]byte, error)
+
+// loadFile reads, checks and parses one migration or rollback file.
+func loadFile(read readFunc, base, file string, buf []byte) (loaded, []byte) {
+	out := loaded{script: Script{File: file}}
+	data, err := read(base, buf)
+	if cap(data) > cap(buf) {
+		buf = data[:0]
+	}
+	if err != nil {
+		out.problems = append(out.problems, Problem{File: file, Msg: fmt.Sprintf("cannot read: %v", unwrapPathError(err))})
+		return out, buf
+	}
+	if off := invalidUTF8(data); off >= 0 {
+		out.problems = append(out.problems, Problem{File: file, Line: lineOf(data, off), Msg: "not valid UTF-8"})
+		return out, buf
+	}
+	if off := bytes.IndexByte(data, 0); off >= 0 {
+		// The wire protocol ends query strings at NUL; the server would see a truncated file.
+		out.problems = append(out.problems, Problem{File: file, Line: lineOf(data, off), Msg: "contains a NUL byte"})
+		return out, buf
+	}
+	out.script.SQL, out.checksum = normalize(data)
+	d, probs := parseDirectives(out.script.SQL)
+	for _, p := range probs {
+		out.problems = append(out.problems, Problem{File: file, Line: p.line, Msg: p.msg})
+	}
+	out.script.NoTransaction, out.desc = d.NoTransaction, d.Description
+	if !d.NoTransaction {
+		if st, ok := sqlscan.HasTransactionControl(sqlscan.Split(out.script.SQL)); ok {
+			out.problems = append(out.problems, Problem{File: file, Line: st.Line, Msg: fmt.Sprintf(
+				"%q would end the transaction the migration runs in; remove it, or add %q to run the file outside a transaction",
+				firstLine(st.SQL), "-- "+directivePrefix+noTransaction)})
+		}
+	}
+	return out, buf
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	return strings.TrimSpace(s)
+}
+
+// unwrapPathError drops the *fs.PathError's repetition of the file name.
+func unwrapPathError(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// Load reads the migrations in dir of fsys, sorted by version. Files whose names do not start
+// with '.' and end in ".sql" must be migrations ("<version>_<name>.sql") or rollbacks
+// ("<version>_<name>.rollback.sql"); other files (README.md, …) and directories are ignored.
+// Every problem — unparsable names, duplicate versions, rollbacks without a migration,
+// unreadable or non-UTF-8 files, unknown directives, transaction control in a transactional
+// file — is collected into one *SourceError (exit code 2).
+//
+// A file that contains BEGIN, COMMIT, ROLLBACK, END or ABORT as a statement is rejected here
+// rather than at run time unless it is marked no-transaction: the engine wraps each
+// transactional file and its ledger row in one transaction, and such a statement would break
+// that guarantee halfway through an apply.
+func Load(fsys fs.FS, dir string) ([]*Migration, error) {
+	entries, err := fs.ReadDir(fsys, dir)
+	if err != nil {
+		return nil, &SourceError{Problems: []Problem{{File: dir, Msg: fmt.Sprintf("cannot read directory: %v", unwrapPathError(err))}}}
+	}
+	read := func(base string, _ []byte) ([]byte, error) { return fs.ReadFile(fsys, path.Join(dir, base)) }
+	return loadEntries(entries, read, func(base string) string { return path.Join(dir, base) })
+}
+
+// LoadDir is Load for a directory of the operating system's file system, named as the files
+// are named in problems and errors. It reads the files with fewer system calls than an fs.FS
+// can, which matters when thousands of files are checksummed on every run.
+func LoadDir(dir string) ([]*Migration, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, &SourceError{Problems: []Problem{{File: dir, Msg: fmt.Sprintf("cannot read directory: %v", unwrapPathError(err))}}}
+	}
+	read, done, err := dirReader(dir)
+	if err != nil {
+		return nil, &SourceError{Problems: []Problem{{File: dir, Msg: fmt.Sprintf("cannot read directory: %v", unwrapPathError(err))}}}
+	}
+	defer done()
+	return loadEntries(entries, read, func(base string) string { return filepath.Join(dir, base) })
+}
+
+func loadEntries(entries []fs.DirEntry, read readFunc, join func(string) string) ([]*Migration, error) {
+	type candidate struct {
+		base, file string
+		name       fileName
+	}
+	var problems []Problem
+	var cands []candidate
+	for _, e := range entries {
+		base := e.Name()
+		if strings.HasPrefix(base, ".") || !strings.HasSuffix(strings.ToLower(base), sqlExt) {
+			continue
+		}
+		file := join(base)
+		if e.IsDir() {
+			problems = append(problems, Problem{File: file, Msg: "is a directory, not a migration file"})
+			continue
+		}
+		fn, err := parseName(base)
+		if err != nil {
+			problems = append(problems, Problem{File: file, Msg: "bad migration file name: " + err.Error()})
+			continue
+		}
+		cands = append(cands, candidate{base, file, fn})
+	}
+
+	// System calls dominate; more workers than cores keep them overlapping.
+	results := make([]loaded, len(cands))
+	workers := min(max(runtime.GOMAXPROCS(0)*2, 8), len(cands))
+	var wg sync.WaitGroup
+	var next sync.Mutex
+	idx := 0
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 0, 64<<10)
+			for {
+				next.Lock()
+				i := idx
+				idx += 16
+				next.Unlock()
+				if i >= len(cands) {
+					return
+				}
+				for j := i; j < min(i+16, len(cands)); j++ {
+					results[j], buf = loadFile(read, cands[j].base, cands[j].file, buf)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+
+	byVersion := make(map[int64]*Migration, len(cands))
+	type rb struct {
+		file string
+		name fileName
+		l    loaded
+	}
+	var rollbacks []rb
+	for i, c := range cands {
+		l := results[i]
+		problems = append(problems, l.problems...)
+		if c.name.rollback {
+			rollbacks = append(rollbacks, rb{c.file, c.name, l})
+			continue
+		}
+		if prev, ok := byVersion[c.name.version]; ok {
+			problems = append(problems, Problem{File: c.file, Msg: fmt.Sprintf("duplicate version %d (also %s)", c.name.version, prev.Up.File)})
+			continue
+		}
+		byVersion[c.name.version] = &Migration{
+			Version: c.name.version, Name: c.name.name, Description: l.desc, Checksum: l.checksum, Up: l.script,
+		}
+	}
+	for _, r := range rollbacks {
+		m, ok := byVersion[r.name.version]
+		switch {
+		case !ok || m.Name != r.name.name:
+			want := fmt.Sprintf("%d_%s.sql", r.name.version, r.name.name)
+			if ok {
+				want += fmt.Sprintf("; version %d is %s", r.name.version, m.Up.File)
+			}
+			problems = append(problems, Problem{File: r.file, Msg: "rollback without migration (no " + want + ")"})
+		case m.Down != nil:
+			problems = append(problems, Problem{File: r.file, Msg: fmt.Sprintf("duplicate rollback for version %d (also %s)", r.name.version, m.Down.File)})
+		default:
+			s := r.l.script
+			m.Down = &s
+		}
+	}
+	if len(problems) > 0 {
+		sort.SliceStable(problems, func(i, j int) bool {
+			if problems[i].File != problems[j].File {
+				return problems[i].File < problems[j].File
+			}
+			return problems[i].Line < problems[j].Line
+		})
+		return nil, &SourceError{Problems: problems}
+	}
+	migs := make([]*Migration, 0, len(byVersion))
+	for _, m := range byVersion {
+		migs = append(migs, m)
+	}
+	sort.Slice(migs, func(i, j int) bool { return migs[i].Version < migs[j].Version })
+	return migs, nil
+}
