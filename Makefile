@@ -16,8 +16,9 @@ TEST_TIMEOUT ?= 20m
 GOTESTFLAGS ?=
 PKGS     ?= ./...
 
-POSTSTACK_TEST_DATABASE_URL ?= postgres://postgres:postgres@127.0.0.1:5432/postgres?sslmode=disable
-TEST_ENV := POSTSTACK_TEST_DATABASE_URL='$(POSTSTACK_TEST_DATABASE_URL)' \
+# Tests start their own PostgreSQL from the host binaries (pkg/pgnative); set
+# POSTSTACK_TEST_DATABASE_URL to point them at another superuser URL instead.
+TEST_ENV := $(if $(POSTSTACK_TEST_DATABASE_URL),POSTSTACK_TEST_DATABASE_URL='$(POSTSTACK_TEST_DATABASE_URL)') \
 	TESTCONTAINERS_RYUK_DISABLED=true TESTCONTAINERS_HOST_OVERRIDE=localhost
 
 .PHONY: help setup test vet fmt-check unit e2e build demo bench fuzz clean

@@ -71,6 +71,9 @@ func defaultSettings() map[string]string {
 		"shared_buffers":     "32MB",
 		"timezone":           "UTC",
 		"log_timezone":       "UTC",
+		// Parallel-query segments as files in the data directory, so that a
+		// killed server leaves nothing in /dev/shm: Stop removes them.
+		"dynamic_shared_memory_type": "mmap",
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,7 +29,8 @@ import (
 const (
 	// DatabaseURLEnv names a PostgreSQL superuser URL for tests.
 	DatabaseURLEnv = "POSTSTACK_TEST_DATABASE_URL"
-	// DefaultDatabaseURL is what scripts/setup.sh configures; used when DatabaseURLEnv is unset.
+	// DefaultDatabaseURL is the server scripts/setup.sh configures, which the
+	// benchmarks use; tests start their own unless DatabaseURLEnv is set.
 	DefaultDatabaseURL = "postgres://postgres:postgres@127.0.0.1:5432/postgres?sslmode=disable"
 	// DefaultBaseImage is the Debian image scripts/setup.sh builds with debootstrap, because no
 	// registry is reachable on the development and CI machines.
@@ -62,25 +64,53 @@ func unavailable(tb testing.TB, getenv func(string) string, format string, args 
 	tb.Skipf("testenv: %s; skipping (%s)", msg, fixHint)
 }
 
-// Postgres returns a PostgreSQL superuser URL that answers `select 1`, taken from
-// POSTSTACK_TEST_DATABASE_URL or DefaultDatabaseURL.
+// Postgres returns a PostgreSQL superuser URL that answers `select 1`: the
+// server named by POSTSTACK_TEST_DATABASE_URL when it is set, else a
+// throwaway server from the host's binaries (pkg/pgnative) that all tests
+// of this test binary share. Tests isolate themselves with Database.
 func Postgres(tb testing.TB) string {
 	tb.Helper()
 	return postgres(tb, os.Getenv)
 }
 
+// shared is the native server of this test binary, started on first use.
+// It is the one piece of package state here: a server per test binary is
+// what makes hundreds of tests cheap, and the kernel stops it when the
+// binary exits (pgnative ties the server's life to its parent's), and the
+// next pgnative.Start removes its files.
+var shared struct {
+	once sync.Once
+	url  string
+	err  error
+}
+
 func postgres(tb testing.TB, getenv func(string) string) string {
 	tb.Helper()
-	dbURL := getenv(DatabaseURLEnv)
-	if dbURL == "" {
-		dbURL = DefaultDatabaseURL
+	if dbURL := getenv(DatabaseURLEnv); dbURL != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := pingPostgres(ctx, dbURL); err != nil {
+			unavailable(tb, getenv, "PostgreSQL at %s (%s) is not usable: %v", redactURL(dbURL), DatabaseURLEnv, err)
+		}
+		return dbURL
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := pingPostgres(ctx, dbURL); err != nil {
-		unavailable(tb, getenv, "PostgreSQL at %s (%s) is not usable: %v", redactURL(dbURL), DatabaseURLEnv, err)
+	shared.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		srv, err := pgnative.Start(ctx)
+		if err != nil {
+			shared.err = err
+			return
+		}
+		shared.url = srv.URL()
+	})
+	switch {
+	case errors.Is(shared.err, pgnative.ErrNoBinaries):
+		unavailable(tb, getenv, "no PostgreSQL server binaries for a test server (%v), and %s is not set", shared.err, DatabaseURLEnv)
+	case shared.err != nil:
+		tb.Fatalf("testenv: starting the test PostgreSQL server: %v", shared.err)
 	}
-	return dbURL
+	return shared.url
 }
 
 func pingPostgres(ctx context.Context, dbURL string) error {
