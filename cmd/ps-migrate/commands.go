@@ -96,6 +96,34 @@ func (t *tool) ledgerFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&t.allowDrift, "allow-drift", false, "go on although applied migration files changed")
 }
 
+// withConn runs f with a connection to the database for a command that
+// takes no arguments, and closes it afterwards.
+func (t *tool) withConn(ctx context.Context, args []string, f func(*pgx.Conn) error) error {
+	if err := noArgs(args); err != nil {
+		return err
+	}
+	conn, err := t.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	return f(conn)
+}
+
+// withMigrator is withConn with the migration files loaded and a Migrator
+// built on the connection.
+func (t *tool) withMigrator(ctx context.Context, args []string, f func(*migrate.Migrator) error) error {
+	if err := noArgs(args); err != nil {
+		return err
+	}
+	m, conn, err := t.migrator(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	return f(m)
+}
+
 func newFlagSet(name string) *flag.FlagSet { return flag.NewFlagSet(name, flag.ContinueOnError) }
 
 // databaseURL finds the database: --database-url or POSTSTACK_DATABASE_URL,
@@ -321,23 +349,17 @@ func (t *tool) upCommand(name, aliasOf string) *ffcli.Command {
 		ShortHelp:  help(aliasOf, "apply pending migrations, each with its ledger row in one transaction"),
 		FlagSet:    fs,
 		Exec: func(ctx context.Context, args []string) error {
-			if err := noArgs(args); err != nil {
-				return err
-			}
-			m, conn, err := t.migrator(ctx)
-			if err != nil {
-				return err
-			}
-			defer conn.Close(context.WithoutCancel(ctx))
-			if dryRun {
-				plan, err := m.Plan(ctx, target)
-				if err != nil {
-					return err
+			return t.withMigrator(ctx, args, func(m *migrate.Migrator) error {
+				if dryRun {
+					plan, err := m.Plan(ctx, target)
+					if err != nil {
+						return err
+					}
+					return t.renderPlan("would apply", plan)
 				}
-				return t.renderPlan("would apply", plan)
-			}
-			results, err := m.Up(ctx, target)
-			return t.report("applied", results, err)
+				results, err := m.Up(ctx, target)
+				return t.report("applied", results, err)
+			})
 		},
 	}, "ps-migrate up", "ps-migrate up --target 7 --dry-run")
 }
@@ -426,50 +448,44 @@ func (t *tool) statusCommand(name, aliasOf string) *ffcli.Command {
 		ShortHelp:  help(aliasOf, "show each migration: applied, pending, changed or missing-file"),
 		FlagSet:    fs,
 		Exec: func(ctx context.Context, args []string) error {
-			if err := noArgs(args); err != nil {
-				return err
-			}
-			m, conn, err := t.migrator(ctx)
-			if err != nil {
-				return err
-			}
-			defer conn.Close(context.WithoutCancel(ctx))
-			states, err := m.Status(ctx)
-			if err != nil {
-				return err
-			}
-			counts := map[migrate.Status]int{}
-			for _, s := range states {
-				counts[s.Status]++
-			}
-			if t.app.Globals.JSON {
-				if states == nil {
-					states = []migrate.State{}
-				}
-				if err := writeJSON(t.app.Env.Stdout, states); err != nil {
+			return t.withMigrator(ctx, args, func(m *migrate.Migrator) error {
+				states, err := m.Status(ctx)
+				if err != nil {
 					return err
 				}
-			} else {
-				tw := tabwriter.NewWriter(t.app.Env.Stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "VERSION\tNAME\tSTATUS\tAPPLIED AT\tDURATION")
+				counts := map[migrate.Status]int{}
 				for _, s := range states {
-					at, d := "-", "-"
-					if !s.AppliedAt.IsZero() {
-						at = s.AppliedAt.Local().Format(time.DateTime)
-						d = s.Duration.Round(time.Millisecond).String()
+					counts[s.Status]++
+				}
+				if t.app.Globals.JSON {
+					if states == nil {
+						states = []migrate.State{}
 					}
-					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", s.Version, s.Name, s.Status, at, d)
+					if err := writeJSON(t.app.Env.Stdout, states); err != nil {
+						return err
+					}
+				} else {
+					tw := tabwriter.NewWriter(t.app.Env.Stdout, 0, 4, 2, ' ', 0)
+					fmt.Fprintln(tw, "VERSION\tNAME\tSTATUS\tAPPLIED AT\tDURATION")
+					for _, s := range states {
+						at, d := "-", "-"
+						if !s.AppliedAt.IsZero() {
+							at = s.AppliedAt.Local().Format(time.DateTime)
+							d = s.Duration.Round(time.Millisecond).String()
+						}
+						fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", s.Version, s.Name, s.Status, at, d)
+					}
+					tw.Flush()
+					fmt.Fprintf(t.app.Env.Stdout, "%d applied, %d pending, %d changed, %d missing-file\n",
+						counts[migrate.StatusApplied], counts[migrate.StatusPending], counts[migrate.StatusChanged], counts[migrate.StatusMissingFile])
 				}
-				tw.Flush()
-				fmt.Fprintf(t.app.Env.Stdout, "%d applied, %d pending, %d changed, %d missing-file\n",
-					counts[migrate.StatusApplied], counts[migrate.StatusPending], counts[migrate.StatusChanged], counts[migrate.StatusMissingFile])
-			}
-			if exitCode {
-				if n := len(states) - counts[migrate.StatusApplied]; n > 0 {
-					return exitcode.With(exitcode.Check, fmt.Errorf("%d of %d migrations are not applied as they are on disk", n, len(states)))
+				if exitCode {
+					if n := len(states) - counts[migrate.StatusApplied]; n > 0 {
+						return exitcode.With(exitcode.Check, fmt.Errorf("%d of %d migrations are not applied as they are on disk", n, len(states)))
+					}
 				}
-			}
-			return nil
+				return nil
+			})
 		},
 	}, "ps-migrate status", "ps-migrate status --json --exit-code")
 }
@@ -550,23 +566,17 @@ func (t *tool) createSchemaCommand() *ffcli.Command {
 		ShortHelp:  "create the ledger schema and table if missing (up does it on first use)",
 		FlagSet:    fs,
 		Exec: func(ctx context.Context, args []string) error {
-			if err := noArgs(args); err != nil {
-				return err
-			}
-			conn, err := t.connect(ctx)
-			if err != nil {
-				return err
-			}
-			defer conn.Close(context.WithoutCancel(ctx))
-			m, err := migrate.New(conn, nil, migrate.WithSchema(t.schema), migrate.WithTable(t.table), migrate.WithLockTimeout(t.lockTimeout))
-			if err != nil {
-				return exitcode.With(exitcode.Usage, err)
-			}
-			if err := m.CreateSchema(ctx); err != nil {
-				return err
-			}
-			fmt.Fprintf(t.app.Env.Stdout, "ledger %s ready\n", pgx.Identifier{t.schema, t.table}.Sanitize())
-			return nil
+			return t.withConn(ctx, args, func(conn *pgx.Conn) error {
+				m, err := migrate.New(conn, nil, migrate.WithSchema(t.schema), migrate.WithTable(t.table), migrate.WithLockTimeout(t.lockTimeout))
+				if err != nil {
+					return exitcode.With(exitcode.Usage, err)
+				}
+				if err := m.CreateSchema(ctx); err != nil {
+					return err
+				}
+				fmt.Fprintf(t.app.Env.Stdout, "ledger %s ready\n", pgx.Identifier{t.schema, t.table}.Sanitize())
+				return nil
+			})
 		},
 	}
 }
@@ -623,23 +633,17 @@ func (t *tool) testConnectionCommand() *ffcli.Command {
 		ShortHelp:  "connect once and show the server, user and database",
 		FlagSet:    fs,
 		Exec: func(ctx context.Context, args []string) error {
-			if err := noArgs(args); err != nil {
-				return err
-			}
-			conn, err := t.connect(ctx)
-			if err != nil {
-				return err
-			}
-			defer conn.Close(context.WithoutCancel(ctx))
-			var version, user, db string
-			if err := conn.QueryRow(ctx, "select current_setting('server_version'), current_user, current_database()").Scan(&version, &user, &db); err != nil {
-				return err
-			}
-			if t.app.Globals.JSON {
-				return writeJSON(t.app.Env.Stdout, map[string]string{"server_version": version, "user": user, "database": db})
-			}
-			fmt.Fprintf(t.app.Env.Stdout, "connected: PostgreSQL %s, user %s, database %s\n", version, user, db)
-			return nil
+			return t.withConn(ctx, args, func(conn *pgx.Conn) error {
+				var version, user, db string
+				if err := conn.QueryRow(ctx, "select current_setting('server_version'), current_user, current_database()").Scan(&version, &user, &db); err != nil {
+					return err
+				}
+				if t.app.Globals.JSON {
+					return writeJSON(t.app.Env.Stdout, map[string]string{"server_version": version, "user": user, "database": db})
+				}
+				fmt.Fprintf(t.app.Env.Stdout, "connected: PostgreSQL %s, user %s, database %s\n", version, user, db)
+				return nil
+			})
 		},
 	}
 }
@@ -655,22 +659,16 @@ func (t *tool) showSchemaCommand() *ffcli.Command {
 		ShortHelp:  "list the application schemas: tables, columns, indexes, constraints, views, functions",
 		FlagSet:    fs,
 		Exec: func(ctx context.Context, args []string) error {
-			if err := noArgs(args); err != nil {
-				return err
-			}
-			conn, err := t.connect(ctx)
-			if err != nil {
-				return err
-			}
-			defer conn.Close(context.WithoutCancel(ctx))
-			s, err := pgschema.Snapshot(ctx, conn, pgschema.Options{Exclude: []string{schema}})
-			if err != nil {
-				return err
-			}
-			if t.app.Globals.JSON {
-				return writeJSON(t.app.Env.Stdout, s)
-			}
-			return s.WriteText(t.app.Env.Stdout)
+			return t.withConn(ctx, args, func(conn *pgx.Conn) error {
+				s, err := pgschema.Snapshot(ctx, conn, pgschema.Options{Exclude: []string{schema}})
+				if err != nil {
+					return err
+				}
+				if t.app.Globals.JSON {
+					return writeJSON(t.app.Env.Stdout, s)
+				}
+				return s.WriteText(t.app.Env.Stdout)
+			})
 		},
 	}, "ps-migrate show-schema", "ps-migrate show-schema --json | jq '.tables[].name'")
 }
