@@ -26,7 +26,12 @@ func TestConcurrentIndexWhileAnotherRunnerWaits(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	first := newMigrator(t, connect(t, dbURL), migs)
+	started := make(chan struct{})
+	first := newMigrator(t, connect(t, dbURL), migs, WithProgress(func(e Event) {
+		if e.Kind == EventStart && e.Version == 2 {
+			close(started)
+		}
+	}))
 	var waited atomic.Bool
 	second := newMigrator(t, connect(t, dbURL), migs, WithProgress(func(e Event) {
 		if e.Kind == EventLockWait {
@@ -38,7 +43,11 @@ func TestConcurrentIndexWhileAnotherRunnerWaits(t *testing.T) {
 		_, err := first.Up(ctx, 0)
 		done <- err
 	}()
-	time.Sleep(200 * time.Millisecond)
+	select {
+	case <-started:
+	case err := <-done:
+		t.Fatalf("the first runner ended before starting the index migration: %v", err)
+	}
 	applied, err := second.Up(ctx, 0)
 	if err != nil {
 		t.Fatalf("the waiting runner: %v", err)

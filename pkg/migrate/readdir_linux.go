@@ -37,7 +37,14 @@ func dirReader(dir string) (readFunc, func(), error) {
 			if n == 0 {
 				return buf, nil
 			}
+			short := len(buf)+n < cap(buf)
 			buf = buf[:len(buf)+n]
+			if short {
+				// A regular file reads short only at its end: skip the
+				// read that would return 0, a quarter of the system calls
+				// per file (they dominate planning thousands of files).
+				return buf, nil
+			}
 		}
 	}
 	return read, func() { syscall.Close(dirfd) }, nil
