@@ -19,6 +19,7 @@ import (
 	"github.com/peterbourgon/ff/v3/ffcli"
 
 	"github.com/poststack/poststack/internal/cli"
+	"github.com/poststack/poststack/pkg/atomicfile"
 	"github.com/poststack/poststack/pkg/config"
 	"github.com/poststack/poststack/pkg/exitcode"
 	"github.com/poststack/poststack/pkg/migrate"
@@ -696,7 +697,7 @@ func (t *tool) dumpSchemaCommand() *ffcli.Command {
 			if out == "" {
 				return pgschema.DumpSchema(ctx, u, t.app.Env.Stdout)
 			}
-			return writeFileAtomic(t.app.Path(out), func(w io.Writer) error { return pgschema.DumpSchema(ctx, u, w) })
+			return atomicfile.Write(t.app.Path(out), 0o644, func(f *os.File) error { return pgschema.DumpSchema(ctx, u, f) })
 		},
 	}, "ps-migrate dump-schema -o schema.sql && git diff --exit-code schema.sql")
 }
@@ -744,28 +745,6 @@ or over an existing one (dropping what the archive holds first) with
 			return nil
 		},
 	}, "ps-migrate backup -o before-release.dump")
-}
-
-// writeFileAtomic writes path through a temporary file renamed over it
-// only when write succeeded.
-func writeFileAtomic(path string, write func(io.Writer) error) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := write(tmp); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // label names a migration as its file does ("0007_add_index"), or as

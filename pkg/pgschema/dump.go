@@ -17,6 +17,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/poststack/poststack/pkg/atomicfile"
 )
 
 // pgDumpGlob is where Debian and Ubuntu install each PostgreSQL major version's client tools.
@@ -51,46 +53,13 @@ func DumpSchema(ctx context.Context, dbURL string, w io.Writer) error {
 // file is private (0600): it holds the data. Restore it with
 // `pg_restore --dbname=URL --no-owner path` into an empty database.
 func Backup(ctx context.Context, dbURL string, path string) error {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	err := atomicfile.Write(path, 0o600, func(f *os.File) error {
+		return pgDump(ctx, dbURL, io.Discard, "--format=custom", "--file="+f.Name())
+	})
 	if err != nil {
-		return fmt.Errorf("backup: %w", err)
-	}
-	tmpName := tmp.Name()
-	if err := tmp.Close(); err != nil {
-		_ = os.Remove(tmpName)
-		return fmt.Errorf("backup: %w", err)
-	}
-	done := false
-	defer func() {
-		if !done {
-			_ = os.Remove(tmpName)
-		}
-	}()
-	if err := pgDump(ctx, dbURL, io.Discard, "--format=custom", "--file="+tmpName); err != nil {
 		return fmt.Errorf("backup to %s: %w", path, err)
 	}
-	if err := syncFile(tmpName); err != nil {
-		return fmt.Errorf("backup to %s: %w", path, err)
-	}
-	if err := os.Rename(tmpName, path); err != nil {
-		return fmt.Errorf("backup: %w", err)
-	}
-	done = true
 	return nil
-}
-
-// syncFile flushes a file pg_dump wrote, so that the rename publishes complete contents.
-func syncFile(name string) error {
-	f, err := os.Open(name)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
 }
 
 // pgDump runs a pg_dump that can dump the server at dbURL with extra args, stdout to out.

@@ -10,8 +10,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
+	"github.com/poststack/poststack/pkg/atomicfile"
 	"github.com/poststack/poststack/pkg/subst"
 	"github.com/poststack/poststack/pkg/yamlsubst"
 )
@@ -75,43 +75,12 @@ func To(w io.Writer, inputs []Input, lookup subst.Lookup, opt Options) error {
 // WriteFile renders inputs into path atomically: the output is written to a
 // temporary file beside path and renamed over it only when everything
 // rendered; on any error path is untouched.
-func WriteFile(path string, inputs []Input, lookup subst.Lookup, opt Options) (err error) {
+func WriteFile(path string, inputs []Input, lookup subst.Lookup, opt Options) error {
 	mode := opt.FileMode
 	if mode == 0 {
 		mode = 0o644
 	}
-	if st, err := os.Stat(path); err == nil {
-		if !st.Mode().IsRegular() {
-			return fmt.Errorf("output %s: not a regular file", path)
-		}
-		mode = st.Mode().Perm()
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("output %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := renderAll(tmp, inputs, lookup, opt); err != nil {
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		return fmt.Errorf("output %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("output %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("output %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("output %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.Write(path, mode, func(f *os.File) error { return renderAll(f, inputs, lookup, opt) })
 }
 
 // renderAll renders every input to w, going on past problems so that all
