@@ -203,7 +203,9 @@ func (t *tool) source() ([]*migrate.Migration, error) {
 	if st, err := os.Stat(abs); err != nil || !st.IsDir() {
 		return nil, exitcode.Usagef("migrations directory %s: not found (set --migrations-path)", dir)
 	}
-	migs, err := migrate.LoadDir(abs)
+	// Without a usable home there is no cache; loading is only slower.
+	cache, _ := migrate.CachePath(abs, t.app.Env.Getenv)
+	migs, err := migrate.LoadDir(abs, migrate.WithCache(cache))
 	if abs == dir {
 		return migs, err
 	}

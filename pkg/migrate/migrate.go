@@ -679,6 +679,23 @@ func (m *Migrator) planUp(ctx context.Context, target int64, notify bool) ([]*Mi
 	return pending, nil
 }
 
+// readTexts reads the SQL of the migrations about to be applied (and of their rollbacks, which
+// the ledger keeps) before any of them runs, so that a file changed since Load stops the run
+// before it changes anything.
+func readTexts(migs []*Migration) error {
+	for _, mig := range migs {
+		if _, err := mig.Up.Text(); err != nil {
+			return err
+		}
+		if mig.Down != nil {
+			if _, err := mig.Down.Text(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // Plan returns the migrations Up(ctx, target) would apply, after the same checks (drift,
 // order), without taking the lock or changing anything: the dry run.
 func (m *Migrator) Plan(ctx context.Context, target int64) ([]*Migration, error) {
@@ -694,6 +711,9 @@ func (m *Migrator) Up(ctx context.Context, target int64) ([]Result, error) {
 	if err != nil || len(pending) == 0 {
 		return nil, err
 	}
+	if err := readTexts(pending); err != nil {
+		return nil, err
+	}
 	var results []Result
 	err = m.withLock(ctx, func() error {
 		if err := m.ensureLedger(ctx); err != nil {
@@ -702,6 +722,9 @@ func (m *Migrator) Up(ctx context.Context, target int64) ([]Result, error) {
 		// Another runner may have applied some while this one waited for the lock.
 		pending, err := m.planUp(ctx, target, false)
 		if err != nil {
+			return err
+		}
+		if err := readTexts(pending); err != nil {
 			return err
 		}
 		for _, mig := range pending {
@@ -954,6 +977,10 @@ func (m *Migrator) planDown(ctx context.Context, to DownTarget, notify bool) ([]
 		st := Step{Version: r.version, Name: r.name, Migration: m.byVersion[r.version]}
 		switch {
 		case st.Migration != nil && st.Migration.Down != nil:
+			// Read before any step runs: a file changed since Load stops Down unchanged.
+			if _, err := st.Migration.Down.Text(); err != nil {
+				return nil, err
+			}
 			st.Script = *st.Migration.Down
 		case r.rollback != nil:
 			d, _ := parseDirectives(*r.rollback)

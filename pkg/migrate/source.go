@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
-	"os"
 	"path"
 	"path/filepath"
 	"runtime"
@@ -16,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/poststack/poststack/pkg/exitcode"
@@ -28,10 +28,15 @@ type Script struct {
 	File string
 	// SQL is the file's text as sent to the server: CRLF line endings turned into LF and a
 	// UTF-8 byte order mark removed, so that line and column numbers match what an editor shows.
+	// It is empty when LoadDir took the file's checks from its cache and did not read it: Text
+	// reads it then (the Migrator calls Text before it runs anything).
 	SQL string
 	// NoTransaction is set by a leading "-- poststack:no-transaction" comment: the statements
 	// then run one by one outside a transaction (CREATE INDEX CONCURRENTLY needs that).
 	NoTransaction bool
+
+	// lazy is set while SQL has not been read; see Text.
+	lazy *lazyText
 }
 
 // Migration is one version of the schema: its forward script and, optionally, its rollback.
@@ -213,12 +218,11 @@ func parseDirectives(text string) (Directives, []lineProblem) {
 }
 
 // normalize returns the text as the server sees it and the checksum of the file.
-func normalize(data []byte) (sql, checksum string) {
+func normalize(data []byte) (sql string, sum [sha256.Size]byte) {
 	if bytes.Contains(data, []byte("\r\n")) {
 		data = bytes.ReplaceAll(data, []byte("\r\n"), []byte("\n"))
 	}
-	sum := sha256.Sum256(data)
-	return string(bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))), hex.EncodeToString(sum[:])
+	return string(bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))), sha256.Sum256(data)
 }
 
 // lineOf returns the 1-based line of byte offset off in data.
@@ -246,8 +250,11 @@ func invalidUTF8(data []byte) int {
 type loaded struct {
 	script   Script
 	desc     string
-	checksum string
+	sum      [sha256.Size]byte
 	problems []Problem
+	// hit is set when the result came from the cache; entry, when it can go into the cache.
+	hit   bool
+	entry *cacheEntry
 }
 
 // readFunc reads the file base of the migrations directory, using buf as scratch space when it
@@ -274,7 +281,7 @@ func loadFile(read readFunc, base, file string, buf []byte) (loaded, []byte) {
 		out.problems = append(out.problems, Problem{File: file, Line: lineOf(data, off), Msg: "contains a NUL byte"})
 		return out, buf
 	}
-	out.script.SQL, out.checksum = normalize(data)
+	out.script.SQL, out.sum = normalize(data)
 	d, probs := parseDirectives(out.script.SQL)
 	for _, p := range probs {
 		out.problems = append(out.problems, Problem{File: file, Line: p.line, Msg: p.msg})
@@ -321,26 +328,140 @@ func Load(fsys fs.FS, dir string) ([]*Migration, error) {
 		return nil, &SourceError{Problems: []Problem{{File: dir, Msg: fmt.Sprintf("cannot read directory: %v", unwrapPathError(err))}}}
 	}
 	read := func(base string, _ []byte) ([]byte, error) { return fs.ReadFile(fsys, path.Join(dir, base)) }
-	return loadEntries(entries, read, func(base string) string { return path.Join(dir, base) })
+	list := make([]dirEntry, len(entries))
+	for i, e := range entries {
+		list[i] = dirEntry{e.Name(), e.IsDir()}
+	}
+	migs, _, err := loadEntries(list, func(base string) string { return path.Join(dir, base) },
+		func(base, file string, buf []byte) (loaded, []byte) { return loadFile(read, base, file, buf) })
+	return migs, err
+}
+
+// LoadOption configures LoadDir; it returns an error for a nonsense value.
+type LoadOption func(*loadConfig) error
+
+type loadConfig struct {
+	cache string
+	now   func() time.Time
+	// onRead, for tests, is told of every file read.
+	onRead func(base string)
+}
+
+// WithCache makes LoadDir keep what it learnt about each file in the file path (CachePath
+// names the usual place), and take it from there on later runs for the files whose stat has
+// not changed, instead of reading them. Their SQL is then read when it is about to run, and
+// refused if the file no longer has the checksum it was checked with. A cache that is missing,
+// unreadable or corrupt is ignored, and one that cannot be written is not written: the cache
+// only ever saves time. An empty path turns the cache off.
+func WithCache(path string) LoadOption {
+	return func(c *loadConfig) error {
+		if path != "" && !filepath.IsAbs(path) {
+			return fmt.Errorf("migrations cache %s: not an absolute path", path)
+		}
+		c.cache = path
+		return nil
+	}
+}
+
+// WithLoadClock replaces time.Now, for tests: the cache trusts only files whose timestamps
+// were well in the past when it was written.
+func WithLoadClock(now func() time.Time) LoadOption {
+	return func(c *loadConfig) error {
+		if now == nil {
+			return errors.New("clock is nil")
+		}
+		c.now = now
+		return nil
+	}
 }
 
 // LoadDir is Load for a directory of the operating system's file system, named as the files
 // are named in problems and errors. It reads the files with fewer system calls than an fs.FS
-// can, which matters when thousands of files are checksummed on every run.
-func LoadDir(dir string) ([]*Migration, error) {
-	entries, err := os.ReadDir(dir)
+// can, which matters when thousands of files are checksummed on every run; WithCache avoids
+// reading the unchanged ones at all.
+func LoadDir(dir string, opts ...LoadOption) ([]*Migration, error) {
+	cfg := loadConfig{now: time.Now}
+	for _, o := range opts {
+		if err := o(&cfg); err != nil {
+			return nil, exitcode.With(exitcode.Usage, fmt.Errorf("load migrations: %w", err))
+		}
+	}
+	ref := cfg.now()
+	d, err := openDir(dir)
 	if err != nil {
 		return nil, &SourceError{Problems: []Problem{{File: dir, Msg: fmt.Sprintf("cannot read directory: %v", unwrapPathError(err))}}}
 	}
-	read, done, err := dirReader(dir)
+	defer d.close()
+	entries, err := d.list()
 	if err != nil {
 		return nil, &SourceError{Problems: []Problem{{File: dir, Msg: fmt.Sprintf("cannot read directory: %v", unwrapPathError(err))}}}
 	}
-	defer done()
-	return loadEntries(entries, read, func(base string) string { return filepath.Join(dir, base) })
+	read := d.read
+	if cfg.onRead != nil {
+		read = func(base string, buf []byte) ([]byte, error) {
+			cfg.onRead(base)
+			return d.read(base, buf)
+		}
+	}
+	join := func(base string) string { return filepath.Join(dir, base) }
+	if cfg.cache == "" || !d.canStat() {
+		migs, _, err := loadEntries(entries, join, func(base, file string, buf []byte) (loaded, []byte) {
+			return loadFile(read, base, file, buf)
+		})
+		return migs, err
+	}
+	old := readCache(cfg.cache, dir)
+	migs, results, err := loadEntries(entries, join, func(base, file string, buf []byte) (loaded, []byte) {
+		key, ok := d.stat(base)
+		if !ok {
+			return loadFile(read, base, file, buf)
+		}
+		if e, hit := old[base]; hit && e.key == key {
+			return loaded{
+				script: Script{File: file, NoTransaction: e.noTransaction, lazy: &lazyText{path: file, sum: e.sum}},
+				desc:   e.desc, sum: e.sum, hit: true,
+			}, buf
+		}
+		l, buf := loadFile(read, base, file, buf)
+		if len(l.problems) == 0 && !key.racy(ref) {
+			l.entry = &cacheEntry{key: key, sum: l.sum, noTransaction: l.script.NoTransaction, desc: l.desc}
+		}
+		return l, buf
+	})
+	// Rewrite the cache only when it would say something new: a run that read nothing
+	// leaves it alone.
+	fresh := make(map[string]cacheEntry, len(results))
+	dirty := false
+	for _, r := range results {
+		switch {
+		case r.hit:
+			fresh[r.base] = old[r.base]
+		case r.entry != nil:
+			fresh[r.base] = *r.entry
+			dirty = true
+		}
+	}
+	if dirty || len(fresh) != len(old) {
+		_ = writeCache(cfg.cache, dir, fresh) // a cache that cannot be written only costs time
+	}
+	return migs, err
 }
 
-func loadEntries(entries []fs.DirEntry, read readFunc, join func(string) string) ([]*Migration, error) {
+// dirEntry is a directory entry as listed.
+type dirEntry struct {
+	name  string
+	isDir bool
+}
+
+// fileResult is the outcome of loading the file base.
+type fileResult struct {
+	base string
+	loaded
+}
+
+// loadEntries loads the migration files among entries with load, in parallel, and puts them
+// together. It returns, besides the migrations, what load returned for each file it was given.
+func loadEntries(entries []dirEntry, join func(string) string, load func(base, file string, buf []byte) (loaded, []byte)) ([]*Migration, []fileResult, error) {
 	type candidate struct {
 		base, file string
 		name       fileName
@@ -348,12 +469,12 @@ func loadEntries(entries []fs.DirEntry, read readFunc, join func(string) string)
 	var problems []Problem
 	var cands []candidate
 	for _, e := range entries {
-		base := e.Name()
+		base := e.name
 		if strings.HasPrefix(base, ".") || !strings.HasSuffix(strings.ToLower(base), sqlExt) {
 			continue
 		}
 		file := join(base)
-		if e.IsDir() {
+		if e.isDir {
 			problems = append(problems, Problem{File: file, Msg: "is a directory, not a migration file"})
 			continue
 		}
@@ -366,7 +487,7 @@ func loadEntries(entries []fs.DirEntry, read readFunc, join func(string) string)
 	}
 
 	// System calls dominate; more workers than cores keep them overlapping.
-	results := make([]loaded, len(cands))
+	results := make([]fileResult, len(cands))
 	workers := min(max(runtime.GOMAXPROCS(0)*2, 8), len(cands))
 	var wg sync.WaitGroup
 	var next sync.Mutex
@@ -385,7 +506,8 @@ func loadEntries(entries []fs.DirEntry, read readFunc, join func(string) string)
 					return
 				}
 				for j := i; j < min(i+16, len(cands)); j++ {
-					results[j], buf = loadFile(read, cands[j].base, cands[j].file, buf)
+					results[j].base = cands[j].base
+					results[j].loaded, buf = load(cands[j].base, cands[j].file, buf)
 				}
 			}
 		}()
@@ -400,7 +522,7 @@ func loadEntries(entries []fs.DirEntry, read readFunc, join func(string) string)
 	}
 	var rollbacks []rb
 	for i, c := range cands {
-		l := results[i]
+		l := results[i].loaded
 		problems = append(problems, l.problems...)
 		if c.name.rollback {
 			rollbacks = append(rollbacks, rb{c.file, c.name, l})
@@ -411,7 +533,7 @@ func loadEntries(entries []fs.DirEntry, read readFunc, join func(string) string)
 			continue
 		}
 		byVersion[c.name.version] = &Migration{
-			Version: c.name.version, Name: c.name.name, Description: l.desc, Checksum: l.checksum, Up: l.script,
+			Version: c.name.version, Name: c.name.name, Description: l.desc, Checksum: hex.EncodeToString(l.sum[:]), Up: l.script,
 		}
 	}
 	for _, r := range rollbacks {
@@ -437,12 +559,12 @@ func loadEntries(entries []fs.DirEntry, read readFunc, join func(string) string)
 			}
 			return problems[i].Line < problems[j].Line
 		})
-		return nil, &SourceError{Problems: problems}
+		return nil, results, &SourceError{Problems: problems}
 	}
 	migs := make([]*Migration, 0, len(byVersion))
 	for _, m := range byVersion {
 		migs = append(migs, m)
 	}
 	sort.Slice(migs, func(i, j int) bool { return migs[i].Version < migs[j].Version })
-	return migs, nil
+	return migs, results, nil
 }
