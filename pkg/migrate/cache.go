@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+	"unsafe"
 )
 
 // The load cache remembers, per file of a migrations directory, what loading it computed
@@ -75,9 +76,18 @@ func CachePath(dir string, getenv func(string) string) (string, error) {
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
-// readCache returns the entries of the cache file for dir by file name; a missing, unreadable,
-// corrupt or foreign file gives nil: the cache only saves time, so its loss is never an error.
-func readCache(path, dir string) map[string]cacheEntry {
+// cachedFile is one entry of a cache file as read.
+type cachedFile struct {
+	name string
+	cacheEntry
+}
+
+// readCache returns the entries of the cache file for dir sorted by file name; a missing,
+// unreadable, corrupt or foreign file gives nil: the cache only saves time, so its loss is
+// never an error.
+func readCache(path, dir string) []cachedFile {
+	// The names and descriptions point into data (never written after this) rather than
+	// being ten thousand small copies: each fresh page costs a fault, and they add up.
 	data, err := os.ReadFile(path)
 	if err != nil || len(data) < len(cacheMagic)+4+4 {
 		return nil
@@ -94,18 +104,17 @@ func readCache(path, dir string) map[string]cacheEntry {
 	if d.bad || n > len(d.b) {
 		return nil
 	}
-	out := make(map[string]cacheEntry, n)
-	for range n {
-		name := d.str()
-		var e cacheEntry
+	out := make([]cachedFile, n)
+	for i := range out {
+		e := &out[i]
+		e.name = d.str()
 		e.key = fileKey{dev: d.u64(), ino: d.u64(), size: int64(d.u64()), mtime: int64(d.u64()), ctime: int64(d.u64())}
 		copy(e.sum[:], d.bytes(sha256.Size))
 		e.noTransaction = d.u8() == 1
 		e.desc = d.str()
-		if d.bad {
+		if d.bad || i > 0 && out[i-1].name >= e.name {
 			return nil
 		}
-		out[name] = e
 	}
 	if d.bad || len(d.b) != 0 {
 		return nil
@@ -113,16 +122,16 @@ func readCache(path, dir string) map[string]cacheEntry {
 	return out
 }
 
-// writeCache replaces the cache file atomically (a temporary file renamed over it), readable
+// writeCache replaces the cache file atomically with entries, which are sorted by name (a temporary file renamed over it), readable
 // by its owner only: it names the user's files.
-func writeCache(path, dir string, entries map[string]cacheEntry) error {
+func writeCache(path, dir string, entries []cachedFile) error {
 	b := make([]byte, 0, 64+len(dir)+len(entries)*128)
 	b = append(b, cacheMagic...)
 	b = binary.LittleEndian.AppendUint32(b, cacheVersion)
 	b = appendStr(b, dir)
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(entries)))
-	for name, e := range entries {
-		b = appendStr(b, name)
+	for _, e := range entries {
+		b = appendStr(b, e.name)
 		for _, v := range []uint64{e.key.dev, e.key.ino, uint64(e.key.size), uint64(e.key.mtime), uint64(e.key.ctime)} {
 			b = binary.LittleEndian.AppendUint64(b, v)
 		}
@@ -199,13 +208,18 @@ func (d *decoder) u64() uint64 {
 	return 0
 }
 
+// str returns a string sharing the decoder's memory, which must therefore never change.
 func (d *decoder) str() string {
 	n := d.u32()
 	if uint64(n) > uint64(len(d.b)) {
 		d.bad = true
 		return ""
 	}
-	return string(d.bytes(int(n)))
+	b := d.bytes(int(n))
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
 }
 
 // lazyText is where a script loaded from the cache reads its text when it is needed, and the
@@ -220,7 +234,7 @@ type lazyText struct {
 // differs, Text returns a *SourceError and the script is not run from it. On success SQL is
 // filled in, so Text reads a file at most once.
 func (s *Script) Text() (string, error) {
-	if s.lazy == nil {
+	if s.lazy.path == "" {
 		return s.SQL, nil
 	}
 	data, err := os.ReadFile(s.lazy.path)
@@ -232,6 +246,6 @@ func (s *Script) Text() (string, error) {
 		return "", &SourceError{Problems: []Problem{{File: s.File, Msg: "changed after it was checked; nothing was run from it, run again"}}}
 	}
 	s.SQL = sql
-	s.lazy = nil
+	s.lazy = lazyText{}
 	return s.SQL, nil
 }

@@ -35,8 +35,8 @@ type Script struct {
 	// then run one by one outside a transaction (CREATE INDEX CONCURRENTLY needs that).
 	NoTransaction bool
 
-	// lazy is set while SQL has not been read; see Text.
-	lazy *lazyText
+	// lazy is set (its path is not empty) while SQL has not been read; see Text.
+	lazy lazyText
 }
 
 // Migration is one version of the schema: its forward script and, optionally, its rollback.
@@ -411,14 +411,21 @@ func LoadDir(dir string, opts ...LoadOption) ([]*Migration, error) {
 		return migs, err
 	}
 	old := readCache(cfg.cache, dir)
+	lookup := func(base string) *cachedFile {
+		i, found := sort.Find(len(old), func(i int) int { return strings.Compare(base, old[i].name) })
+		if !found {
+			return nil
+		}
+		return &old[i]
+	}
 	migs, results, err := loadEntries(entries, join, func(base, file string, buf []byte) (loaded, []byte) {
 		key, ok := d.stat(base)
 		if !ok {
 			return loadFile(read, base, file, buf)
 		}
-		if e, hit := old[base]; hit && e.key == key {
+		if e := lookup(base); e != nil && e.key == key {
 			return loaded{
-				script: Script{File: file, NoTransaction: e.noTransaction, lazy: &lazyText{path: file, sum: e.sum}},
+				script: Script{File: file, NoTransaction: e.noTransaction, lazy: lazyText{path: file, sum: e.sum}},
 				desc:   e.desc, sum: e.sum, hit: true,
 			}, buf
 		}
@@ -430,18 +437,24 @@ func LoadDir(dir string, opts ...LoadOption) ([]*Migration, error) {
 	})
 	// Rewrite the cache only when it would say something new: a run that read nothing
 	// leaves it alone.
-	fresh := make(map[string]cacheEntry, len(results))
-	dirty := false
+	hits, dirty := 0, false
 	for _, r := range results {
-		switch {
-		case r.hit:
-			fresh[r.base] = old[r.base]
-		case r.entry != nil:
-			fresh[r.base] = *r.entry
-			dirty = true
+		if r.hit {
+			hits++
 		}
+		dirty = dirty || r.entry != nil
 	}
-	if dirty || len(fresh) != len(old) {
+	if dirty || hits != len(old) {
+		// results follow the sorted directory listing, so fresh is sorted too.
+		fresh := make([]cachedFile, 0, len(results))
+		for _, r := range results {
+			switch {
+			case r.hit:
+				fresh = append(fresh, *lookup(r.base))
+			case r.entry != nil:
+				fresh = append(fresh, cachedFile{r.base, *r.entry})
+			}
+		}
 		_ = writeCache(cfg.cache, dir, fresh) // a cache that cannot be written only costs time
 	}
 	return migs, err
@@ -467,7 +480,7 @@ func loadEntries(entries []dirEntry, join func(string) string, load func(base, f
 		name       fileName
 	}
 	var problems []Problem
-	var cands []candidate
+	cands := make([]candidate, 0, len(entries))
 	for _, e := range entries {
 		base := e.name
 		if strings.HasPrefix(base, ".") || !strings.HasSuffix(strings.ToLower(base), sqlExt) {
@@ -515,28 +528,29 @@ func loadEntries(entries []dirEntry, join func(string) string, load func(base, f
 	wg.Wait()
 
 	byVersion := make(map[int64]*Migration, len(cands))
-	type rb struct {
-		file string
-		name fileName
-		l    loaded
-	}
-	var rollbacks []rb
+	// One allocation for all migrations, one for all rollbacks, one for all checksums:
+	// thousands of small ones show in a run that has little else to do.
+	slab := make([]Migration, 0, len(cands))
+	sums := make([][sha256.Size]byte, 0, len(cands))
+	downs := make([]Script, 0, len(cands))
+	var rollbacks []int // indexes of cands
 	for i, c := range cands {
-		l := results[i].loaded
+		l := &results[i].loaded
 		problems = append(problems, l.problems...)
 		if c.name.rollback {
-			rollbacks = append(rollbacks, rb{c.file, c.name, l})
+			rollbacks = append(rollbacks, i)
 			continue
 		}
 		if prev, ok := byVersion[c.name.version]; ok {
 			problems = append(problems, Problem{File: c.file, Msg: fmt.Sprintf("duplicate version %d (also %s)", c.name.version, prev.Up.File)})
 			continue
 		}
-		byVersion[c.name.version] = &Migration{
-			Version: c.name.version, Name: c.name.name, Description: l.desc, Checksum: hex.EncodeToString(l.sum[:]), Up: l.script,
-		}
+		slab = append(slab, Migration{Version: c.name.version, Name: c.name.name, Description: l.desc, Up: l.script})
+		sums = append(sums, l.sum)
+		byVersion[c.name.version] = &slab[len(slab)-1]
 	}
-	for _, r := range rollbacks {
+	for _, i := range rollbacks {
+		r := cands[i]
 		m, ok := byVersion[r.name.version]
 		switch {
 		case !ok || m.Name != r.name.name:
@@ -548,8 +562,8 @@ func loadEntries(entries []dirEntry, join func(string) string, load func(base, f
 		case m.Down != nil:
 			problems = append(problems, Problem{File: r.file, Msg: fmt.Sprintf("duplicate rollback for version %d (also %s)", r.name.version, m.Down.File)})
 		default:
-			s := r.l.script
-			m.Down = &s
+			downs = append(downs, results[i].script)
+			m.Down = &downs[len(downs)-1]
 		}
 	}
 	if len(problems) > 0 {
@@ -561,9 +575,15 @@ func loadEntries(entries []dirEntry, join func(string) string, load func(base, f
 		})
 		return nil, results, &SourceError{Problems: problems}
 	}
-	migs := make([]*Migration, 0, len(byVersion))
-	for _, m := range byVersion {
-		migs = append(migs, m)
+	hexSums := make([]byte, hex.EncodedLen(sha256.Size)*len(sums))
+	for i := range sums {
+		hex.Encode(hexSums[i*hex.EncodedLen(sha256.Size):], sums[i][:])
+	}
+	all := string(hexSums)
+	migs := make([]*Migration, len(slab))
+	for i := range slab {
+		slab[i].Checksum = all[i*hex.EncodedLen(sha256.Size) : (i+1)*hex.EncodedLen(sha256.Size)]
+		migs[i] = &slab[i]
 	}
 	sort.Slice(migs, func(i, j int) bool { return migs[i].Version < migs[j].Version })
 	return migs, results, nil
