@@ -59,6 +59,7 @@ func (c *cacheDir) load() ([]*Migration, []string) {
 func (c *cacheDir) loadErr() ([]*Migration, []string, error) {
 	c.reads = nil
 	hook := func(cfg *loadConfig) error {
+		cfg.cacheMin = 0 // the test directories are small
 		cfg.onRead = func(base string) {
 			c.mu.Lock()
 			defer c.mu.Unlock()
@@ -363,5 +364,25 @@ func TestCachePath(t *testing.T) {
 	}
 	if _, err := LoadDir(t.TempDir(), WithCache("relative/cache")); exitcode.Of(err) != exitcode.Usage {
 		t.Errorf("WithCache(relative): %v", err)
+	}
+}
+
+// TestSmallDirectoriesAreNotCached: below cacheMinFiles, reading every file
+// is cheaper than a cache, and no cache file is written.
+func TestSmallDirectoriesAreNotCached(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"1_a.sql", "1_a.rollback.sql", "2_b.sql"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("select 1;\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cache := filepath.Join(t.TempDir(), "cache")
+	old := time.Now().Add(time.Hour)
+	migs, err := LoadDir(dir, WithCache(cache), WithLoadClock(func() time.Time { return old }))
+	if err != nil || len(migs) != 2 || migs[0].Up.SQL == "" {
+		t.Fatalf("load: %v %d", err, len(migs))
+	}
+	if _, err := os.Stat(cache); !os.IsNotExist(err) {
+		t.Fatalf("a cache was written for %d files: %v", 3, err)
 	}
 }

@@ -342,7 +342,9 @@ type LoadOption func(*loadConfig) error
 
 type loadConfig struct {
 	cache string
-	now   func() time.Time
+	// cacheMin is the fewest .sql files worth a cache; tests lower it.
+	cacheMin int
+	now      func() time.Time
 	// onRead, for tests, is told of every file read.
 	onRead func(base string)
 }
@@ -363,6 +365,22 @@ func WithCache(path string) LoadOption {
 	}
 }
 
+// cacheMinFiles is the fewest .sql files for which LoadDir uses its cache.
+// Reading a few hundred files costs a few milliseconds, less than
+// maintaining a cache; and a cache file per small directory (every test's
+// temporary one) would only litter the cache directory.
+const cacheMinFiles = 500
+
+func countSQL(entries []dirEntry) int {
+	n := 0
+	for _, e := range entries {
+		if strings.HasSuffix(e.name, sqlExt) {
+			n++
+		}
+	}
+	return n
+}
+
 // WithLoadClock replaces time.Now, for tests: the cache trusts only files whose timestamps
 // were well in the past when it was written.
 func WithLoadClock(now func() time.Time) LoadOption {
@@ -380,7 +398,7 @@ func WithLoadClock(now func() time.Time) LoadOption {
 // can, which matters when thousands of files are checksummed on every run; WithCache avoids
 // reading the unchanged ones at all.
 func LoadDir(dir string, opts ...LoadOption) ([]*Migration, error) {
-	cfg := loadConfig{now: time.Now}
+	cfg := loadConfig{now: time.Now, cacheMin: cacheMinFiles}
 	for _, o := range opts {
 		if err := o(&cfg); err != nil {
 			return nil, exitcode.With(exitcode.Usage, fmt.Errorf("load migrations: %w", err))
@@ -404,7 +422,7 @@ func LoadDir(dir string, opts ...LoadOption) ([]*Migration, error) {
 		}
 	}
 	join := func(base string) string { return filepath.Join(dir, base) }
-	if cfg.cache == "" || !d.canStat() {
+	if cfg.cache == "" || !d.canStat() || countSQL(entries) < cfg.cacheMin {
 		migs, _, err := loadEntries(entries, join, func(base, file string, buf []byte) (loaded, []byte) {
 			return loadFile(read, base, file, buf)
 		})
