@@ -51,6 +51,9 @@ func run() error {
 		return err
 	}
 	defer os.RemoveAll(work)
+	// ps-migrate keeps a per-directory cache under XDG_CACHE_HOME; keep
+	// this run's with its files, so that repeated runs leave nothing behind.
+	os.Setenv("XDG_CACHE_HOME", filepath.Join(work, "cache"))
 
 	small := filepath.Join(work, "small")
 	if err := generate(small, 500); err != nil {
