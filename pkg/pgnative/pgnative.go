@@ -125,6 +125,13 @@ type Server struct {
 // exited early has the last lines of its log in the error.
 func Start(ctx context.Context, opts ...Option) (_ *Server, err error) {
 	began := time.Now()
+	defer func() {
+		// A program killed because ctx ended fails with "signal: killed";
+		// callers must still see that the start was cancelled (exit 130, not 1).
+		if err != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+			err = fmt.Errorf("%w: %w", ctx.Err(), err)
+		}
+	}()
 	cfg, err := newConfig(opts)
 	if err != nil {
 		return nil, err
