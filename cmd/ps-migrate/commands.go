@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -27,11 +26,10 @@ import (
 	"github.com/poststack/poststack/pkg/variables"
 )
 
-// tool holds what every command shares: the app, the process environment
-// and the flags that say where the database and the ledger are.
+// tool holds what every command shares: the app and the flags that say
+// where the database and the ledger are.
 type tool struct {
-	app     *cli.App
-	environ []string
+	app *cli.App
 
 	env           string
 	projectFile   string
@@ -56,8 +54,8 @@ Exit codes: 0 done, 1 a migration or the database failed, 2 bad usage or bad
 migration files (nothing changed), 3 drift or a failed check, 4 timed out
 waiting for the database or the lock, 130 interrupted.`
 
-func newRoot(app *cli.App, environ []string) *ffcli.Command {
-	t := &tool{app: app, environ: environ}
+func newRoot(app *cli.App) *ffcli.Command {
+	t := &tool{app: app}
 	root := app.Root(&ffcli.Command{
 		ShortUsage: "ps-migrate [flags] <command> [args...]",
 		ShortHelp:  "ps-migrate: SQL migrations with rollback, locked, transactional and checksummed",
@@ -135,33 +133,13 @@ func (t *tool) databaseURL() (string, error) {
 	}
 	if t.env == "" {
 		if u := t.app.Env.Getenv("DATABASE_URL"); u != "" {
-			t.app.AddSecret(passwordOf(u))
 			return u, nil
 		}
 		return "", exitcode.Usagef("no database: give --database-url (or POSTSTACK_DATABASE_URL), DATABASE_URL, or --env NAME")
 	}
-	path := t.app.Path(t.projectFile)
-	data, err := os.ReadFile(path)
-	if err != nil {
-		if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return "", exitcode.Usagef("--env %s reads the project file %s: %v", t.env, t.projectFile, err)
-	}
-	f, err := config.Parse(t.projectFile, data, filepath.Dir(path))
+	vars, err := t.app.EnvironmentVariables(t.projectFile, t.env, variables.Options{})
 	if err != nil {
 		return "", err
-	}
-	env, err := f.Environment(t.env)
-	if err != nil {
-		return "", err
-	}
-	vars, err := variables.ForEnvironment(f, env, variables.Options{Environ: t.environ})
-	if err != nil {
-		return "", err
-	}
-	for _, s := range vars.Secrets() {
-		t.app.AddSecret(s)
 	}
 	return vars.Get("POSTSTACK_HOST_DATABASE_URL"), nil
 }

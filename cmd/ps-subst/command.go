@@ -9,14 +9,12 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 
 	"github.com/poststack/poststack/internal/cli"
-	"github.com/poststack/poststack/pkg/config"
 	"github.com/poststack/poststack/pkg/exitcode"
 	"github.com/poststack/poststack/pkg/render"
 	"github.com/poststack/poststack/pkg/secret"
@@ -68,7 +66,7 @@ a number stays a number.
 
 Exit codes: 0 done, 2 bad usage or invalid template, 3 undefined variables.`
 
-func newCommand(app *cli.App, environ []string) *ffcli.Command {
+func newCommand(app *cli.App) *ffcli.Command {
 	var s settings
 	fs := flag.NewFlagSet("ps-subst", flag.ContinueOnError)
 	fs.StringVar(&s.env, "env", "", "use the variables of this environment of the project file, with built-ins")
@@ -89,7 +87,7 @@ func newCommand(app *cli.App, environ []string) *ffcli.Command {
 		LongHelp:   longHelp,
 		FlagSet:    fs,
 		Exec: func(ctx context.Context, args []string) error {
-			return s.exec(ctx, app, environ, args)
+			return s.exec(ctx, app, args)
 		},
 	}
 	return app.Root(root,
@@ -102,7 +100,7 @@ func newCommand(app *cli.App, environ []string) *ffcli.Command {
 	)
 }
 
-func (s *settings) exec(ctx context.Context, app *cli.App, environ []string, args []string) error {
+func (s *settings) exec(ctx context.Context, app *cli.App, args []string) error {
 	if s.list && s.check {
 		return exitcode.Usagef("--list and --check are two reports; choose one")
 	}
@@ -116,7 +114,7 @@ func (s *settings) exec(ctx context.Context, app *cli.App, environ []string, arg
 	if s.list {
 		return s.runList(app, inputs)
 	}
-	vars, err := s.variables(app, environ)
+	vars, err := s.variables(app)
 	if err != nil {
 		return err
 	}
@@ -165,44 +163,15 @@ func (s *settings) inputs(app *cli.App, args []string) ([]render.Input, error) {
 
 // variables builds the variable set: a project environment's with --env,
 // else the process environment with --env-file and --set.
-func (s *settings) variables(app *cli.App, environ []string) (*variables.Set, error) {
-	opts := variables.Options{Environ: environ, Set: s.sets}
+func (s *settings) variables(app *cli.App) (*variables.Set, error) {
+	opts := variables.Options{Environ: app.Env.Environ, Set: s.sets}
 	for _, f := range s.envFiles {
 		opts.EnvFiles = append(opts.EnvFiles, app.Path(f))
 	}
-	var vars *variables.Set
-	if s.env == "" {
-		var err error
-		if vars, err = variables.Standalone(opts); err != nil {
-			return nil, err
-		}
-	} else {
-		// Messages name the file as the user wrote it; the directory
-		// resolves against the run's working directory.
-		path := app.Path(s.projectFile)
-		data, err := os.ReadFile(path)
-		if err != nil {
-			if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
-				err = pe.Err
-			}
-			return nil, exitcode.Usagef("--env %s reads the project file %s: %v", s.env, s.projectFile, err)
-		}
-		f, err := config.Parse(s.projectFile, data, filepath.Dir(path))
-		if err != nil {
-			return nil, err
-		}
-		env, err := f.Environment(s.env)
-		if err != nil {
-			return nil, err
-		}
-		if vars, err = variables.ForEnvironment(f, env, opts); err != nil {
-			return nil, err
-		}
+	if s.env != "" {
+		return app.EnvironmentVariables(s.projectFile, s.env, opts)
 	}
-	for _, v := range vars.Secrets() {
-		app.AddSecret(v)
-	}
-	return vars, nil
+	return variables.Standalone(opts)
 }
 
 // problems prints substitution problems one per line, as FILE:LINE:COL:

@@ -16,11 +16,11 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	return runEnv(ctx, args, cli.OSEnv(stdin, stdout, stderr), os.Environ())
+	return runEnv(ctx, args, cli.OSEnv(stdin, stdout, stderr))
 }
 
 // runEnv is run with the process environment passed in, for tests.
-func runEnv(ctx context.Context, args []string, env cli.Env, environ []string) int {
+func runEnv(ctx context.Context, args []string, env cli.Env) int {
 	app := cli.New("ps-subst", env)
-	return app.Run(ctx, newCommand(app, environ), args)
+	return app.Run(ctx, newCommand(app), args)
 }

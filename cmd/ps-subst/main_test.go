@@ -23,16 +23,8 @@ type result struct {
 func runIn(t *testing.T, dir string, environ []string, stdin string, args ...string) result {
 	t.Helper()
 	var out, errb bytes.Buffer
-	getenv := func(k string) string {
-		for _, kv := range environ {
-			if name, v, ok := strings.Cut(kv, "="); ok && name == k {
-				return v
-			}
-		}
-		return ""
-	}
-	env := cli.Env{Getenv: getenv, Dir: dir, Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb}
-	code := runEnv(context.Background(), args, env, environ)
+	env := cli.Env{Environ: environ, Dir: dir, Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb}
+	code := runEnv(context.Background(), args, env)
 	return result{code, out.String(), errb.String()}
 }
 

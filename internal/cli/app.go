@@ -34,11 +34,14 @@ import (
 // Env is what a run takes from its process. Tests build one by hand; mains
 // use OSEnv.
 type Env struct {
-	Getenv func(string) string
-	Dir    string // working directory: .env, relative paths, default prefix
-	Stdin  io.Reader
-	Stdout io.Writer
-	Stderr io.Writer
+	// Environ is the process environment as NAME=value strings; Getenv,
+	// when nil, looks names up in it.
+	Environ []string
+	Getenv  func(string) string
+	Dir     string // working directory: .env, relative paths, default prefix
+	Stdin   io.Reader
+	Stdout  io.Writer
+	Stderr  io.Writer
 }
 
 // OSEnv is the Env of the running process, the only place this package
@@ -48,7 +51,7 @@ func OSEnv(stdin io.Reader, stdout, stderr io.Writer) Env {
 	if err != nil {
 		dir = "."
 	}
-	return Env{Getenv: os.Getenv, Dir: dir, Stdin: stdin, Stdout: stdout, Stderr: stderr}
+	return Env{Environ: os.Environ(), Getenv: os.Getenv, Dir: dir, Stdin: stdin, Stdout: stdout, Stderr: stderr}
 }
 
 // ErrReported marks an error whose details the command already printed:
@@ -78,7 +81,15 @@ type App struct {
 // New returns an App for the binary name.
 func New(name string, env Env) *App {
 	if env.Getenv == nil {
-		env.Getenv = func(string) string { return "" }
+		environ := env.Environ
+		env.Getenv = func(name string) string {
+			for i := len(environ) - 1; i >= 0; i-- {
+				if k, v, ok := strings.Cut(environ[i], "="); ok && k == name {
+					return v
+				}
+			}
+			return ""
+		}
 	}
 	if env.Stdin == nil {
 		env.Stdin = strings.NewReader("")
