@@ -1,0 +1,415 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/poststack/poststack/pkg/exitcode"
+)
+
+func readTestdata(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestDecodeListShapes(t *testing.T) {
+	type obj struct{ A int }
+	tests := []struct {
+		name string
+		in   string
+		want []obj
+	}{
+		{"empty", "", nil},
+		{"whitespace", " \n", nil},
+		{"null", "null", nil},
+		{"array", `[{"A":1},{"A":2}]`, []obj{{1}, {2}}},
+		{"empty array", `[]`, nil},
+		{"stream", "{\"A\":1}\n{\"A\":2}\n", []obj{{1}, {2}}},
+		{"array then stream", "[{\"A\":1}]\n{\"A\":2}", []obj{{1}, {2}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := decodeList[obj]([]byte(tt.in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+	if _, err := decodeList[obj]([]byte(`[{"A":1}`)); err == nil {
+		t.Error("truncated JSON decoded without error")
+	}
+}
+
+func TestLabelMap(t *testing.T) {
+	tests := []struct {
+		in   string
+		want map[string]string
+	}{
+		{`null`, map[string]string{}},
+		{`{"a":"b"}`, map[string]string{"a": "b"}},
+		{`""`, map[string]string{}},
+		{`"a=b,x=y"`, map[string]string{"a": "b", "x": "y"}},
+		{`"a=b,c,x=y="`, map[string]string{"a": "b,c", "x": "y="}},
+		{`"flag="`, map[string]string{"flag": ""}},
+	}
+	for _, tt := range tests {
+		var m struct{ L labelMap }
+		if err := jsonUnmarshal(`{"L":`+tt.in+`}`, &m); err != nil {
+			t.Fatalf("%s: %v", tt.in, err)
+		}
+		if !reflect.DeepEqual(map[string]string(m.L), tt.want) {
+			t.Errorf("%s: got %v, want %v", tt.in, m.L, tt.want)
+		}
+	}
+}
+
+// The samples in testdata are real output of podman 4.3.1 and docker 20.10 (CLI 28) for the
+// same objects: a running container "pse-cap-c" (labels a=b, x=y; env FOO=bar; port
+// 127.0.0.1:181x0->80/tcp; volume pse-cap-vol on /data; /tmp read-only on /hosttmp; network
+// pse-cap-net; restart unless-stopped) and a created container "pse-cap-c2".
+func TestDecodeContainerSamples(t *testing.T) {
+	for _, eng := range []string{Podman, Docker} {
+		t.Run(eng, func(t *testing.T) {
+			cs, err := decodeList[containerJSON](readTestdata(t, eng+"-inspect-container.json"))
+			if err != nil || len(cs) != 1 {
+				t.Fatalf("decode: %v (%d)", err, len(cs))
+			}
+			c := cs[0].container()
+			hostPort := map[string]int{Podman: 18180, Docker: 18280}[eng]
+			if c.Name != "pse-cap-c" || c.Image != "localhost/debian:bookworm" || !strings.HasPrefix(c.ImageID, "sha256:") || len(c.ID) != 64 {
+				t.Errorf("identity: %+v", c)
+			}
+			if c.Status != "running" || !c.Running || c.StartedAt.IsZero() || !c.FinishedAt.IsZero() || c.Health != "" {
+				t.Errorf("state: %+v", c)
+			}
+			if !reflect.DeepEqual(c.Labels, map[string]string{"a": "b", "x": "y"}) {
+				t.Errorf("labels %v", c.Labels)
+			}
+			if len(c.Env) == 0 || c.Env[0] != "FOO=bar" {
+				t.Errorf("env %v", c.Env)
+			}
+			if want := []PortMapping{{"127.0.0.1", hostPort, 80, "tcp"}}; !reflect.DeepEqual(c.Ports, want) {
+				t.Errorf("ports %+v, want %+v", c.Ports, want)
+			}
+			wantMounts := []Mount{{"pse-cap-vol", "/data", false}, {"/tmp", "/hosttmp", true}}
+			if !reflect.DeepEqual(c.Mounts, wantMounts) {
+				t.Errorf("mounts %+v", c.Mounts)
+			}
+			if !reflect.DeepEqual(c.Networks, []string{"pse-cap-net"}) || c.RestartPolicy != "unless-stopped" {
+				t.Errorf("networks %v restart %q", c.Networks, c.RestartPolicy)
+			}
+
+			cs, err = decodeList[containerJSON](readTestdata(t, eng+"-inspect-container-created.json"))
+			if err != nil || len(cs) != 1 {
+				t.Fatalf("decode created: %v", err)
+			}
+			c = cs[0].container()
+			if c.Name != "pse-cap-c2" || c.Status != "created" || c.Running || !c.StartedAt.IsZero() || c.RestartPolicy != "no" || len(c.Ports) != 0 {
+				t.Errorf("created: %+v", c)
+			}
+		})
+	}
+}
+
+func TestDecodeListSamples(t *testing.T) {
+	for _, tt := range []struct{ eng, ext string }{{Podman, "json"}, {Docker, "jsonl"}} {
+		t.Run(tt.eng, func(t *testing.T) {
+			vs, err := decodeList[volumeJSON](readTestdata(t, tt.eng+"-volume-ls."+tt.ext))
+			if err != nil || len(vs) != 1 {
+				t.Fatalf("volumes: %v %+v", err, vs)
+			}
+			if v := vs[0].volume(); v.Name != "pse-cap-vol" || !strings.HasSuffix(v.Mountpoint, "/pse-cap-vol/_data") || !reflect.DeepEqual(v.Labels, map[string]string{"a": "b"}) {
+				t.Errorf("volume %+v", v)
+			}
+			ns, err := decodeList[networkJSON](readTestdata(t, tt.eng+"-network-ls."+tt.ext))
+			if err != nil || len(ns) != 1 {
+				t.Fatalf("networks: %v %+v", err, ns)
+			}
+			if n := ns[0].network(); n.Name != "pse-cap-net" || len(n.ID) != 64 || !reflect.DeepEqual(n.Labels, map[string]string{"a": "b"}) {
+				t.Errorf("network %+v", n)
+			}
+			type psRow struct {
+				Labels labelMap
+				State  string
+			}
+			rows, err := decodeList[psRow](readTestdata(t, tt.eng+"-ps."+tt.ext))
+			if err != nil || len(rows) != 2 {
+				t.Fatalf("ps: %v %+v", err, rows)
+			}
+			for _, r := range rows {
+				if r.Labels["a"] != "b" {
+					t.Errorf("ps row labels %v", r.Labels)
+				}
+			}
+			for _, kind := range []string{"volume", "network"} {
+				vs, err := decodeList[volumeJSON](readTestdata(t, tt.eng+"-inspect-"+kind+".json"))
+				if err != nil || len(vs) != 1 || vs[0].Name != "pse-cap-"+kind[:3] || vs[0].Labels["a"] != "b" {
+					t.Errorf("inspect %s: %v %+v", kind, err, vs)
+				}
+			}
+		})
+	}
+}
+
+func TestDecodeImageSamples(t *testing.T) {
+	for _, eng := range []string{Podman, Docker} {
+		t.Run(eng, func(t *testing.T) {
+			is, err := decodeList[imageJSON](readTestdata(t, eng+"-inspect-image.json"))
+			if err != nil || len(is) != 1 {
+				t.Fatalf("decode: %v", err)
+			}
+			img := is[0].image()
+			if !strings.HasPrefix(img.ID, "sha256:") || !reflect.DeepEqual(img.RepoTags, []string{"localhost/debian:bookworm"}) ||
+				img.Created.IsZero() || !reflect.DeepEqual(img.Cmd, []string{"bash"}) || img.Healthcheck != nil || img.Volumes != nil {
+				t.Errorf("base image %+v", img)
+			}
+			// Built from: LABEL l1=v1, HEALTHCHECK CMD true, STOPSIGNAL SIGINT, VOLUME /data,
+			// ENTRYPOINT ["/bin/sh","-c"].
+			is, err = decodeList[imageJSON](readTestdata(t, eng+"-inspect-image-built.json"))
+			if err != nil || len(is) != 1 {
+				t.Fatalf("decode built: %v", err)
+			}
+			img = is[0].image()
+			if img.Labels["l1"] != "v1" || img.StopSignal != "SIGINT" ||
+				!reflect.DeepEqual(img.Healthcheck, []string{"CMD-SHELL", "true"}) ||
+				!reflect.DeepEqual(img.Volumes, []string{"/data"}) ||
+				!reflect.DeepEqual(img.Entrypoint, []string{"/bin/sh", "-c"}) {
+				t.Errorf("built image %+v", img)
+			}
+		})
+	}
+}
+
+func TestRedactArgs(t *testing.T) {
+	in := []string{"run", "-e", "PASSWORD=hunter2", "--env", "A=b=c", "--env=T=tok", "-e=X=1", "-e", "PASSTHROUGH",
+		"--build-arg", "SECRET=s3", "--build-arg=K=v", "--label", "keep=visible", "img", "echo"}
+	want := []string{"run", "-e", "PASSWORD=***", "--env", "A=***", "--env=T=***", "-e=X=***", "-e", "PASSTHROUGH",
+		"--build-arg", "SECRET=***", "--build-arg=K=***", "--label", "keep=visible", "img", "echo"}
+	got := redactArgs(in)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+	if in[2] != "PASSWORD=hunter2" {
+		t.Error("redactArgs modified its input")
+	}
+}
+
+func TestCommandErrorMessage(t *testing.T) {
+	base := errors.New("exit status 125")
+	tests := []struct {
+		name string
+		ce   CommandError
+		want string
+	}{
+		{"short", CommandError{Engine: "podman", Args: []string{"rm", "x"}, ExitCode: 125, Stderr: "Error: no such container", Err: base},
+			"podman rm x: exit status 125: Error: no such container"},
+		{"picks the error line over later warnings", CommandError{Engine: "podman", Args: []string{"start", "x"}, ExitCode: 125,
+			Stderr: "Error: boom\ntime=\"…\" level=warning msg=\"noise\"", Err: base},
+			"podman start x: exit status 125: Error: boom"},
+		{"quotes and elides", CommandError{Engine: "docker", Args: []string{"run", "-d", "--name", "a b", "--label", strings.Repeat("k", 80) + "=v", "img"}, ExitCode: 1, Err: errors.New("exit status 1")},
+			`docker run -d --name "a b" --label ` + strings.Repeat("k", 80) + "=v …: exit status 1"},
+		{"no stderr", CommandError{Engine: "docker", Args: []string{"wait", "x"}, ExitCode: 1, Err: errors.New("exit status 1")},
+			"docker wait x: exit status 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.ce.Error(); got != tt.want {
+				t.Errorf("got  %q\nwant %q", got, tt.want)
+			}
+			if strings.Contains(tt.ce.Error(), "\n") {
+				t.Error("multi-line message")
+			}
+		})
+	}
+	ce := &CommandError{Err: context.Canceled}
+	if err := fmt.Errorf("op: %w", ce); !errors.Is(err, context.Canceled) || exitcode.Of(err) != exitcode.Interrupted {
+		t.Error("a cancelled command must unwrap to context.Canceled")
+	}
+	if exitcode.Of(&CommandError{ExitCode: 125, Err: errors.New("exit status 125")}) != exitcode.Failure {
+		t.Error("a failed command is exit 1")
+	}
+}
+
+func TestIsNotFound(t *testing.T) {
+	// Messages captured from podman 4.3.1 and docker 20.10 for missing objects.
+	missing := []string{
+		"Error: no container with name or ID \"nonexistent-xyz\" found: no such container",
+		"Error response from daemon: No such container: nonexistent-xyz",
+		"Error: inspecting object: no such object: \"nonexistent-xyz\"",
+		"Error: No such object: nonexistent-xyz",
+		"Error: nonexistent-xyz: image not known",
+		"Error response from daemon: No such image: nonexistent-xyz:latest",
+		"Error: no volume with name \"nonexistent-xyz\" found: no such volume",
+		"Error response from daemon: get nonexistent-xyz: no such volume",
+		"Error: unable to find network with name or ID nonexistent-xyz: network not found",
+		"Error response from daemon: network nonexistent-xyz not found\nexit status 1",
+	}
+	for _, s := range missing {
+		if !isNotFound(&CommandError{ExitCode: 1, Stderr: s}) {
+			t.Errorf("not recognised as missing: %q", s)
+		}
+	}
+	other := []string{
+		"OCI runtime exec failed: exec failed: unable to start container process: exec: \"nope\": executable file not found in $PATH",
+		"Error: address already in use",
+		"sh: 1: foo: not found",
+	}
+	for _, s := range other {
+		if isNotFound(&CommandError{ExitCode: 126, Stderr: s}) {
+			t.Errorf("wrongly taken as missing: %q", s)
+		}
+	}
+	if isNotFound(errors.New("no such container")) || isNotFound(nil) {
+		t.Error("only command errors are classified")
+	}
+}
+
+func TestRunArgs(t *testing.T) {
+	tests := []struct {
+		name string
+		o    RunOptions
+		want []string
+	}{
+		{"minimal", RunOptions{Image: "img"}, []string{"run", "-d", "img"}},
+		{"full", RunOptions{
+			Name: "c", Image: "img", Cmd: []string{"a", "b"}, Env: []string{"K=V"},
+			Labels: map[string]string{"z": "1", "a": "2"}, Network: "n", Aliases: []string{"db"},
+			Ports: []PortMapping{{HostIP: "127.0.0.1", HostPort: 5433, ContainerPort: 5432}, {ContainerPort: 53, Protocol: "udp"},
+				{HostIP: "::1", ContainerPort: 80}, {HostPort: 8080, ContainerPort: 80}},
+			Mounts:  []Mount{{Source: "vol", Target: "/data"}, {Source: "/etc/x", Target: "/x", ReadOnly: true}},
+			Restart: "always", User: "1000", Remove: true, StopTimeout: 1500 * time.Millisecond,
+			Entrypoint: []string{"/bin/sh", "-c"}, ExtraArgs: []string{"--init"},
+		}, []string{"run", "-d", "--name", "c", "--label", "a=2", "--label", "z=1", "-e", "K=V", "--network", "n",
+			"--network-alias", "db", "-p", "127.0.0.1:5433:5432/tcp", "-p", "53/udp", "-p", "[::1]::80/tcp", "-p", "8080:80/tcp",
+			"-v", "vol:/data", "-v", "/etc/x:/x:ro", "--restart", "always", "--user", "1000", "--rm", "--stop-timeout", "2",
+			"--entrypoint=/bin/sh", "--init", "img", "-c", "a", "b"}},
+		{"cleared entrypoint", RunOptions{Image: "img", Entrypoint: []string{}, Cmd: []string{"x"}},
+			[]string{"run", "-d", "--entrypoint=", "img", "x"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := runArgs(tt.o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got  %q\nwant %q", got, tt.want)
+			}
+		})
+	}
+	bad := []RunOptions{
+		{},
+		{Image: "i", Restart: "sometimes"},
+		{Image: "i", Aliases: []string{"a"}},
+		{Image: "i", Ports: []PortMapping{{HostPort: 1}}},
+		{Image: "i", Mounts: []Mount{{Source: "v", Target: "rel"}}},
+		{Image: "i", Mounts: []Mount{{Target: "/x"}}},
+	}
+	for _, o := range bad {
+		if _, err := runArgs(o); exitcode.Of(err) != exitcode.Usage {
+			t.Errorf("runArgs(%+v) = %v, want a usage error", o, err)
+		}
+	}
+}
+
+func TestBuildArgs(t *testing.T) {
+	o := BuildOptions{ContextDir: "/ctx", Dockerfile: "containers/x/Dockerfile", Tags: []string{"a:1", "a:latest"},
+		BuildArgs: map[string]string{"B": "2", "A": "1"}, Labels: map[string]string{"l": "v"}, NoCache: true}
+	tests := []struct {
+		eng, pull string
+		want      []string
+	}{
+		{Podman, "", []string{"build", "--format", "docker", "--pull=missing", "--iidfile", "/iid", "-f", "/ctx/containers/x/Dockerfile",
+			"-t", "a:1", "-t", "a:latest", "--build-arg", "A=1", "--build-arg", "B=2", "--label", "l=v", "--no-cache", "/ctx"}},
+		{Podman, "never", []string{"build", "--format", "docker", "--pull=never", "--iidfile", "/iid", "-f", "/ctx/containers/x/Dockerfile",
+			"-t", "a:1", "-t", "a:latest", "--build-arg", "A=1", "--build-arg", "B=2", "--label", "l=v", "--no-cache", "/ctx"}},
+		{Docker, "always", []string{"build", "--pull", "--iidfile", "/iid", "-f", "/ctx/containers/x/Dockerfile",
+			"-t", "a:1", "-t", "a:latest", "--build-arg", "A=1", "--build-arg", "B=2", "--label", "l=v", "--no-cache", "/ctx"}},
+		{Docker, "never", []string{"build", "--iidfile", "/iid", "-f", "/ctx/containers/x/Dockerfile",
+			"-t", "a:1", "-t", "a:latest", "--build-arg", "A=1", "--build-arg", "B=2", "--label", "l=v", "--no-cache", "/ctx"}},
+	}
+	for _, tt := range tests {
+		e := &Engine{name: tt.eng}
+		o.Pull = tt.pull
+		got, err := e.buildArgs(o, "/iid")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("%s pull=%q:\ngot  %q\nwant %q", tt.eng, tt.pull, got, tt.want)
+		}
+	}
+	e := &Engine{name: Podman}
+	for _, bad := range []BuildOptions{{}, {ContextDir: "/c", Pull: "sometimes"}} {
+		if _, err := e.buildArgs(bad, "/iid"); exitcode.Of(err) != exitcode.Usage {
+			t.Errorf("buildArgs(%+v) = %v, want a usage error", bad, err)
+		}
+	}
+}
+
+func TestTailWriter(t *testing.T) {
+	tw := &tailWriter{max: 3}
+	for _, chunk := range []string{"l1\nl2", "\nl3\r\nl4\n", "l5"} {
+		if _, err := tw.Write([]byte(chunk)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := tw.String(); got != "l3\nl4\nl5" {
+		t.Errorf("got %q", got)
+	}
+}
+
+func TestNewAndDetect(t *testing.T) {
+	fake := filepath.Join(t.TempDir(), "podman")
+	if err := os.WriteFile(fake, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Dir(fake)
+
+	if _, err := New("containerd"); exitcode.Of(err) != exitcode.Usage {
+		t.Errorf("unknown engine: %v, want a usage error", err)
+	}
+	if _, err := Detect("lxc"); exitcode.Of(err) != exitcode.Usage {
+		t.Errorf("unknown preference: %v, want a usage error", err)
+	}
+	e, err := New(Docker, WithPath(fake))
+	if err != nil || e.Path() != fake || e.Name() != Docker {
+		t.Errorf("WithPath: %v %+v", err, e)
+	}
+	if _, err := New(Podman, WithPath(filepath.Join(dir, "missing"))); err == nil {
+		t.Error("WithPath of a missing file accepted")
+	}
+	if _, err := New(Podman, WithEnviron([]string{"NOEQUALS"})); exitcode.Of(err) != exitcode.Usage {
+		t.Errorf("bad environ: %v", err)
+	}
+	// The environment's PATH decides which CLI is found.
+	e, err = Detect("", WithEnviron([]string{"PATH=" + dir}))
+	if err != nil || e.Name() != Podman || e.Path() != fake {
+		t.Errorf("Detect with podman on PATH: %v %+v", err, e)
+	}
+	_, err = New(Docker, WithEnviron([]string{"PATH=" + dir}))
+	if err == nil || !strings.Contains(err.Error(), "docker") {
+		t.Errorf("missing docker: %v", err)
+	}
+	_, err = Detect("", WithEnviron([]string{"PATH=" + t.TempDir()}))
+	if err == nil || !strings.Contains(err.Error(), "podman") || !strings.Contains(err.Error(), "docker") {
+		t.Errorf("Detect with neither: %v", err)
+	}
+}
+
+func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
