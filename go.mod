@@ -9,6 +9,7 @@ require (
 	github.com/sethvargo/go-githubactions v1.3.0
 	github.com/sirupsen/logrus v1.10.1
 	github.com/testcontainers/testcontainers-go v0.45.0
+	github.com/testcontainers/testcontainers-go/modules/postgres v0.45.0
 	golang.org/x/term v0.48.0
 	gopkg.in/yaml.v3 v3.0.1
 )
