@@ -21,8 +21,13 @@ func TestRun(t *testing.T) {
 		{"help", []string{"--help"}, 0, `(?s)^ps-build: .*USAGE.*--database-url.*EXAMPLES\n  ps-build `, `^$`},
 		{"bad flag", []string{"--bogus"}, 2, `^$`, `^ps-build: flag provided but not defined: -bogus \(see 'ps-build --help'\)\n$`},
 		{"bad value", []string{"--log-level", "loud", "x"}, 2, `^$`, `^ps-build: invalid value "loud" for flag -log-level: unknown log level`},
-		{"unknown command", []string{"frobnicate"}, 2, `^$`, `^ps-build: unknown command "frobnicate" \(see 'ps-build --help'\)\n$`},
-		{"no command", nil, 2, `^$`, `(?s)^ps-build: .*USAGE.*\nps-build: missing command`},
+		{"unknown image", []string{"frobnicate"}, 2, `^$`, `^ps-build: unknown image "frobnicate"; this project builds: base-debian, postgres\n$`},
+		{"dry run", []string{"--dry-run"}, 0, `(?s)^#  IMAGE +REF .*\n1  base-debian +poststack/base-debian:latest +- +built-in base-debian\n2  postgres +poststack/postgres:latest +base-debian +built-in postgres\n$`, `^$`},
+		{"dry run json", []string{"--dry-run", "--json", "--base-image", "localhost/debian:bookworm", "postgres"}, 0, `(?s)"project": "[a-z0-9].*"name": "base-debian".*"BASE_IMAGE": "localhost/debian:bookworm".*"name": "postgres"`, `^$`},
+		{"bad jobs", []string{"-j", "-1"}, 2, `^$`, `^ps-build: -j must be at least 1, not -1\n$`},
+		{"bad tag", []string{"--tag", "a b", "--dry-run"}, 2, `^$`, `^ps-build: --tag "a b": a tag is up to 128`},
+		{"bad build arg", []string{"--build-arg", "NOVALUE", "--dry-run"}, 2, `^$`, `^ps-build: --build-arg "NOVALUE": want KEY=VALUE\n$`},
+		{"bad pull", []string{"--pull", "sometimes", "--dry-run"}, 2, `^$`, `^ps-build: --pull must be missing, always or never, not "sometimes"\n$`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -76,10 +76,13 @@ func (a *App) usage(c *ffcli.Command) string {
 func flagLine(f *flag.Flag) string {
 	arg, usage := flag.UnquoteUsage(f)
 	name := "--" + f.Name
+	if len(f.Name) == 1 {
+		name = "-" + f.Name
+	}
 	if arg != "" {
 		name += " " + arg
 	}
-	if f.DefValue != "" && f.DefValue != "false" {
+	if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
 		usage += fmt.Sprintf(" (default %s)", f.DefValue)
 	}
 	return fmt.Sprintf("  %s\t%s\n", name, usage)

@@ -280,3 +280,26 @@ func (d *decoder) yamlError(err error) *Error {
 	}
 	return &Error{Pos: Pos{d.file, line, col}, Msg: "invalid YAML: " + msg}
 }
+
+// ProjectName reads only project.name from the project file at path, for
+// tools that need the name but none of the environments (ps-build). It is
+// "" when the file has no name; a missing file is an error wrapping
+// fs.ErrNotExist.
+func ProjectName(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	var doc struct {
+		Project struct {
+			Name string `yaml:"name"`
+		} `yaml:"project"`
+	}
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return "", exitcode.With(exitcode.Usage, fmt.Errorf("%s: %w", path, err))
+	}
+	if doc.Project.Name != "" && !ValidName(doc.Project.Name) {
+		return "", exitcode.Usagef("%s: project.name %q: use lower-case letters, digits, '.', '_' and '-'", path, doc.Project.Name)
+	}
+	return doc.Project.Name, nil
+}

@@ -1,0 +1,408 @@
+package build
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/poststack/poststack/pkg/engine"
+	"github.com/poststack/poststack/pkg/exitcode"
+	"github.com/poststack/poststack/pkg/images"
+)
+
+// Builder is the part of a container engine a build needs;
+// *engine.Engine is one.
+type Builder interface {
+	Name() string
+	Build(ctx context.Context, o engine.BuildOptions) (imageID string, err error)
+}
+
+// Pull policies for base images that are not built by the plan.
+const (
+	PullMissing = "missing"
+	PullAlways  = "always"
+	PullNever   = "never"
+)
+
+// TailLines is how many lines of a failed build's output are kept for the
+// error report.
+const TailLines = 30
+
+// Options tune Run. The zero value builds one image per CPU at a time,
+// with the engine's cache, pulling missing base images, without log files.
+type Options struct {
+	Jobs    int      // images built at once; <= 0 means runtime.NumCPU()
+	NoCache bool     // build every layer again
+	Pull    string   // PullMissing (default), PullAlways or PullNever
+	Tags    []string // extra tags given to every image, besides :latest
+	Labels  map[string]string
+	// LogDir receives each image's whole build output as
+	// <name>-<timestamp>.log; "" keeps no log files.
+	LogDir string
+	// TempDir holds the build contexts of built-in images while they
+	// build; "" means os.TempDir().
+	TempDir string
+	Now     func() time.Time
+	// OnEvent is told when an image starts and ends; calls are
+	// serialised.
+	OnEvent func(Event)
+}
+
+// State is where an image of a plan is.
+type State string
+
+// The states of an image in a Result.
+const (
+	Building State = "building"
+	Built    State = "built"
+	Failed   State = "failed"
+	Skipped  State = "skipped" // not built: an image it needs failed, or the run stopped
+)
+
+// Event reports an image starting or ending.
+type Event struct {
+	Image   *Image
+	State   State
+	Elapsed time.Duration // time since the image started, for an end
+	Log     string        // path of the build log, "" without LogDir
+	Tail    []string      // last TailLines output lines, for Failed
+	Err     error
+}
+
+// ImageResult is what happened to one image.
+type ImageResult struct {
+	Name      string     `json:"name"`
+	Ref       string     `json:"ref"`
+	Source    string     `json:"source"`
+	DependsOn []string   `json:"depends_on"`
+	State     State      `json:"state"`
+	ID        string     `json:"id,omitempty"`
+	Tags      []string   `json:"tags,omitempty"`
+	Started   *time.Time `json:"started,omitempty"`
+	Finished  *time.Time `json:"finished,omitempty"`
+	Seconds   float64    `json:"seconds"`
+	Log       string     `json:"log,omitempty"`
+	Error     string     `json:"error,omitempty"`
+	LogTail   []string   `json:"log_tail,omitempty"`
+}
+
+// Result is the outcome of Run, in plan order.
+type Result struct {
+	Engine   string        `json:"engine"`
+	Project  string        `json:"project"`
+	Jobs     int           `json:"jobs"`
+	Started  time.Time     `json:"started"`
+	Finished time.Time     `json:"finished"`
+	Seconds  float64       `json:"seconds"`
+	Images   []ImageResult `json:"images"`
+}
+
+// FailedError is returned by Run when an image failed to build; the Result
+// says which were built, failed and skipped.
+type FailedError struct {
+	Failed []string // image names
+	Err    error    // the first failure
+}
+
+func (e *FailedError) Error() string {
+	if len(e.Failed) == 1 {
+		return fmt.Sprintf("building %s failed: %v", e.Failed[0], e.Err)
+	}
+	return fmt.Sprintf("building %s failed; first: %v", strings.Join(e.Failed, ", "), e.Err)
+}
+
+func (e *FailedError) Unwrap() error { return e.Err }
+
+// Run builds the plan's images with b, each once all the images it is
+// built FROM are built, up to o.Jobs at a time. After a failure no new
+// image starts (the ones building finish) and the images left are
+// Skipped. It returns the Result even with an error.
+func Run(ctx context.Context, b Builder, plan *Plan, o Options) (*Result, error) {
+	if o.Jobs <= 0 {
+		o.Jobs = runtime.NumCPU()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	switch o.Pull {
+	case "":
+		o.Pull = PullMissing
+	case PullMissing, PullAlways, PullNever:
+	default:
+		return nil, exitcode.Usagef("--pull must be missing, always or never, not %q", o.Pull)
+	}
+	r := &runner{b: b, o: o, plan: plan, results: make([]ImageResult, len(plan.Images))}
+	return r.run(ctx)
+}
+
+type runner struct {
+	b       Builder
+	o       Options
+	plan    *Plan
+	results []ImageResult
+	eventMu sync.Mutex
+}
+
+type outcome struct {
+	i    int
+	id   string
+	log  string
+	tail []string
+	err  error
+}
+
+func (r *runner) run(ctx context.Context) (*Result, error) {
+	res := &Result{Engine: r.b.Name(), Project: r.plan.Project, Jobs: r.o.Jobs, Started: r.o.Now()}
+	index := map[string]int{}
+	waiting := make([]int, len(r.plan.Images)) // unbuilt dependencies
+	dependents := map[string][]int{}
+	for i, im := range r.plan.Images {
+		index[im.Name] = i
+		deps := im.Deps
+		if deps == nil {
+			deps = []string{}
+		}
+		r.results[i] = ImageResult{Name: im.Name, Ref: im.Ref, Source: im.Source, DependsOn: deps, State: Skipped}
+	}
+	var ready []int
+	for i, im := range r.plan.Images {
+		for _, d := range im.Deps {
+			if _, ok := index[d]; ok {
+				waiting[i]++
+				dependents[d] = append(dependents[d], i)
+			}
+		}
+		if waiting[i] == 0 {
+			ready = append(ready, i)
+		}
+	}
+
+	done := make(chan outcome)
+	running := 0
+	var failed []string
+	var firstErr error
+	for {
+		for running < r.o.Jobs && len(ready) > 0 && firstErr == nil && ctx.Err() == nil {
+			i := ready[0]
+			ready = ready[1:]
+			running++
+			started := r.o.Now()
+			r.results[i].State = Building
+			r.results[i].Started = &started
+			go func() { done <- r.build(ctx, i, started) }()
+		}
+		if running == 0 {
+			break
+		}
+		out := <-done
+		running--
+		finished := r.o.Now()
+		ir := &r.results[out.i]
+		ir.Finished = &finished
+		ir.Seconds = finished.Sub(*ir.Started).Seconds()
+		ir.Log = out.log
+		im := r.plan.Images[out.i]
+		if out.err != nil {
+			ir.State = Failed
+			ir.Error = out.err.Error()
+			ir.LogTail = out.tail
+			failed = append(failed, im.Name)
+			if firstErr == nil {
+				firstErr = out.err
+			}
+			r.event(Event{Image: im, State: Failed, Elapsed: finished.Sub(*ir.Started), Log: out.log, Tail: out.tail, Err: out.err})
+			continue
+		}
+		ir.State = Built
+		ir.ID = out.id
+		ir.Tags = r.tags(im)
+		r.event(Event{Image: im, State: Built, Elapsed: finished.Sub(*ir.Started), Log: out.log})
+		for _, j := range dependents[im.Name] {
+			if waiting[j]--; waiting[j] == 0 {
+				ready = append(ready, j)
+			}
+		}
+	}
+	res.Images = r.results
+	res.Finished = r.o.Now()
+	res.Seconds = res.Finished.Sub(res.Started).Seconds()
+	switch {
+	case firstErr != nil && ctx.Err() != nil:
+		return res, fmt.Errorf("build interrupted: %w", ctx.Err())
+	case firstErr != nil:
+		return res, &FailedError{Failed: failed, Err: firstErr}
+	case ctx.Err() != nil:
+		return res, fmt.Errorf("build interrupted: %w", ctx.Err())
+	}
+	return res, nil
+}
+
+func (r *runner) event(e Event) {
+	if r.o.OnEvent == nil {
+		return
+	}
+	r.eventMu.Lock()
+	defer r.eventMu.Unlock()
+	r.o.OnEvent(e)
+}
+
+func (r *runner) tags(im *Image) []string {
+	tags := []string{im.Ref}
+	repo := im.Ref[:strings.LastIndexByte(im.Ref, ':')]
+	for _, t := range r.o.Tags {
+		if t != "" && t != "latest" {
+			tags = append(tags, repo+":"+t)
+		}
+	}
+	return tags
+}
+
+// build builds image i, its output going to its log file and a tail buffer.
+func (r *runner) build(ctx context.Context, i int, started time.Time) (out outcome) {
+	im := r.plan.Images[i]
+	out.i = i
+	r.event(Event{Image: im, State: Building})
+	tail := &tailWriter{max: TailLines}
+	var w io.Writer = tail
+	if r.o.LogDir != "" {
+		f, path, err := r.openLog(im, started)
+		if err != nil {
+			out.err = err
+			return out
+		}
+		out.log = path
+		defer func() {
+			if err := f.Close(); err != nil && out.err == nil {
+				out.err = fmt.Errorf("write build log: %w", err)
+			}
+		}()
+		w = io.MultiWriter(f, tail)
+	}
+	defer func() { out.tail = tail.Lines() }()
+
+	bo := engine.BuildOptions{
+		ContextDir: im.Context,
+		Dockerfile: im.Dockerfile,
+		Tags:       r.tags(im),
+		BuildArgs:  im.BuildArgs,
+		Labels:     r.labels(im),
+		NoCache:    r.o.NoCache,
+		Pull:       r.o.Pull,
+		Output:     w,
+	}
+	if r.o.Pull == PullAlways && len(im.Deps) > 0 {
+		// The images of this plan are local: asking a registry for them
+		// fails. Their external bases, if any, are pulled when missing.
+		bo.Pull = PullMissing
+	}
+	if im.Builtin {
+		dir, err := os.MkdirTemp(r.o.TempDir, "ps-build-"+im.Name+"-")
+		if err != nil {
+			out.err = fmt.Errorf("%s: build context: %w", im.Name, err)
+			return out
+		}
+		defer os.RemoveAll(dir)
+		if err := images.WriteContext(im.Def, dir); err != nil {
+			out.err = fmt.Errorf("%s: build context: %w", im.Name, err)
+			return out
+		}
+		bo.ContextDir, bo.Dockerfile = dir, filepath.Join(dir, "Dockerfile")
+	}
+	fmt.Fprintf(w, "# ps-build: %s build %s from %s at %s\n", r.b.Name(), im.Ref, im.Source, started.UTC().Format(time.RFC3339))
+	id, err := r.b.Build(ctx, bo)
+	if err != nil {
+		var ce *engine.CommandError
+		if errors.As(err, &ce) {
+			// The tail is shown separately; keep the message one line.
+			err = fmt.Errorf("%s (%s): %s build exited with status %d", im.Name, im.Source, ce.Engine, ce.ExitCode)
+			if ctx.Err() != nil {
+				err = fmt.Errorf("%s: %w", im.Name, ctx.Err())
+			}
+		} else {
+			err = fmt.Errorf("%s (%s): %w", im.Name, im.Source, err)
+		}
+		out.err = err
+		return out
+	}
+	out.id = id
+	return out
+}
+
+func (r *runner) labels(im *Image) map[string]string {
+	l := make(map[string]string, len(r.o.Labels)+3)
+	for k, v := range r.o.Labels {
+		l[k] = v
+	}
+	l["io.poststack.image"] = im.Name
+	l["io.poststack.source"] = im.Source
+	if !im.Builtin {
+		l["io.poststack.project"] = r.plan.Project
+	}
+	return l
+}
+
+func (r *runner) openLog(im *Image, started time.Time) (*os.File, string, error) {
+	if err := os.MkdirAll(r.o.LogDir, 0o755); err != nil {
+		return nil, "", fmt.Errorf("build log directory: %w", err)
+	}
+	stamp := started.UTC().Format("20060102T150405.000Z")
+	path := filepath.Join(r.o.LogDir, im.Name+"-"+strings.ReplaceAll(stamp, ".", "")+".log")
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, "", fmt.Errorf("build log: %w", err)
+	}
+	return f, path, nil
+}
+
+// tailWriter keeps the last max lines written to it.
+type tailWriter struct {
+	mu    sync.Mutex
+	max   int
+	lines []string
+	part  []byte
+}
+
+func (t *tailWriter) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	data := append(t.part, p...)
+	for {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			break
+		}
+		t.add(string(bytes.TrimRight(data[:i], "\r")))
+		data = data[i+1:]
+	}
+	t.part = append(t.part[:0:0], data...)
+	return len(p), nil
+}
+
+func (t *tailWriter) add(line string) {
+	t.lines = append(t.lines, line)
+	if len(t.lines) > t.max {
+		t.lines = t.lines[len(t.lines)-t.max:]
+	}
+}
+
+// Lines returns the kept lines, with an unterminated last line.
+func (t *tailWriter) Lines() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := append([]string(nil), t.lines...)
+	if len(t.part) > 0 {
+		out = append(out, string(t.part))
+		if len(out) > t.max {
+			out = out[len(out)-t.max:]
+		}
+	}
+	return out
+}
