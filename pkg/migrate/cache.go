@@ -4,13 +4,14 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"hash/crc32"
 	"os"
 	"path/filepath"
 	"time"
 	"unsafe"
+
+	"github.com/poststack/poststack/pkg/xdg"
 )
 
 // The load cache remembers, per file of a migrations directory, what loading it computed
@@ -61,17 +62,12 @@ func CachePath(dir string, getenv func(string) string) (string, error) {
 	if !filepath.IsAbs(dir) {
 		return "", fmt.Errorf("migrations cache: %s is not an absolute path", dir)
 	}
-	base := getenv("XDG_CACHE_HOME")
-	if !filepath.IsAbs(base) {
-		// The XDG spec says to ignore a relative value.
-		home := getenv("HOME")
-		if !filepath.IsAbs(home) {
-			return "", errors.New("migrations cache: neither XDG_CACHE_HOME nor HOME is an absolute path")
-		}
-		base = filepath.Join(home, ".cache")
-	}
 	sum := sha256.Sum256([]byte(filepath.Clean(dir)))
-	return filepath.Join(base, "poststack", "migrate", hex.EncodeToString(sum[:])), nil
+	p, err := xdg.CacheDir(getenv, "migrate", hex.EncodeToString(sum[:]))
+	if err != nil {
+		return "", fmt.Errorf("migrations cache: %w", err)
+	}
+	return p, nil
 }
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
