@@ -4,8 +4,10 @@
 #      after another (-j 1): target <= 0.6x;
 #   2. a second `ps-build` of everything (base-debian, postgres, the four) with nothing changed:
 #      target <= 3 s.
-# Each round busts the four images' cache with a fresh build argument, so both ways do the same
-# work; the base images come from the engine's cache. Needs the engine and the local Debian base
+# Each image copies its sources and installs one small package from Debian's mirror (apt-get
+# update + install: the network wait that dominates real image builds). Each round busts the
+# four images' cache with a fresh build argument, so both ways do the same work; the base images
+# come from the engine's cache. Needs the engine and the local Debian base
 # (scripts/setup.sh podman|docker).
 #
 #   bash bench/build.sh                 # podman, 3 rounds
@@ -28,18 +30,19 @@ cleanup() {
 trap cleanup EXIT
 
 printf 'project:\n  name: %s\n' "$project" >"$work/.poststack.yml"
+pkgs=(jq bc file less)
 for i in 1 2 3 4; do
 	mkdir -p "$work/containers/svc$i/src"
-	# A small service: its sources, a build step that works on them, a non-root user.
+	# A small service as projects write them: its sources, one package from Debian's mirror (the
+	# network wait that dominates real image builds), a non-root user.
 	for f in $(seq 1 50); do printf 'echo "svc%s module %s"\n' "$i" "$f" >"$work/containers/svc$i/src/m$f.sh"; done
 	cat >"$work/containers/svc$i/Dockerfile" <<DOCKERFILE
 FROM poststack/base-debian:latest
 ARG BENCH_RUN
 COPY containers/svc$i/src /opt/svc/src
-RUN set -e; echo "\$BENCH_RUN" > /opt/svc/build-id; \\
-	cat /opt/svc/src/*.sh > /opt/svc/all.sh; \\
-	head -c 64M /dev/urandom | gzip -1 | sha256sum > /opt/svc/digest; \\
-	curl -fsS --max-time 20 -o /dev/null http://deb.debian.org/debian/dists/bookworm/Release || true
+RUN set -e; echo "\$BENCH_RUN" > /opt/svc/build-id; cat /opt/svc/src/*.sh > /opt/svc/all.sh; \\
+	apt-get update -qq; apt-get install -y -qq --no-install-recommends ${pkgs[i-1]} >/dev/null; \\
+	rm -rf /var/lib/apt/lists/*
 RUN useradd -r -u 20001 svc && chown -R svc /opt/svc
 USER svc
 CMD ["sh", "/opt/svc/all.sh"]

@@ -160,8 +160,10 @@ func TestBuild(t *testing.T) {
 				"containers/api/hello.txt":        "hello from api\n",
 				"containers/worker/Containerfile": "ARG PROJECT=" + project + "\nFROM ${PROJECT}/api\nRUN test -f /hello.txt && echo worker-built\n",
 				"containers/worker/pod.yaml":      "kind: Pod\n",
+				"containers/tools/Dockerfile":     "FROM poststack/base-debian\nRUN echo tools-built\n",
 			})
-			removeImages(t, cli, project+"/api:latest", project+"/worker:latest", project+"/api:ci", project+"/worker:ci")
+			removeImages(t, cli, project+"/api:latest", project+"/worker:latest", project+"/tools:latest",
+				project+"/api:ci", project+"/worker:ci", project+"/tools:ci")
 
 			stdout, stderr, code := psBuild(t, ctx, engine, dir, "--json", "-j", "4", "--tag", "ci")
 			if code != 0 {
@@ -179,14 +181,19 @@ func TestBuild(t *testing.T) {
 			for i, im := range res.Images {
 				byName[im.Name] = i
 				order = append(order, im.Name)
-				if im.State != "built" || im.Started == nil || im.Finished == nil || im.ID == "" {
+				// The built-in images may be up to date from an earlier test; the project's
+				// images are new.
+				builtin := im.Name == "base-debian" || im.Name == "postgres"
+				if !(im.State == "built" || builtin && im.State == "up-to-date") || im.Started == nil || im.Finished == nil || im.ID == "" {
 					t.Fatalf("%s: state %s, id %q, started %v, finished %v", im.Name, im.State, im.ID, im.Started, im.Finished)
 				}
-				if _, err := os.Stat(im.Log); err != nil || !strings.HasPrefix(im.Log, filepath.Join(dir, "logs", "containers", im.Name+"-")) {
-					t.Errorf("%s: log %q: %v", im.Name, im.Log, err)
+				if im.State == "built" {
+					if _, err := os.Stat(im.Log); err != nil || !strings.HasPrefix(im.Log, filepath.Join(dir, "logs", "containers", im.Name+"-")) {
+						t.Errorf("%s: log %q: %v", im.Name, im.Log, err)
+					}
 				}
 			}
-			if got := strings.Join(order, " "); got != "base-debian postgres api worker" {
+			if got := strings.Join(order, " "); got != "base-debian postgres api tools worker" {
 				t.Fatalf("images %q", got)
 			}
 			img := func(n string) (time.Time, time.Time) {
@@ -196,16 +203,23 @@ func TestBuild(t *testing.T) {
 			_, baseEnd := img("base-debian")
 			pgStart, pgEnd := img("postgres")
 			apiStart, apiEnd := img("api")
+			toolsStart, toolsEnd := img("tools")
 			workerStart, _ := img("worker")
-			if pgStart.Before(baseEnd) || apiStart.Before(baseEnd) {
-				t.Errorf("postgres (%v) or api (%v) started before base-debian finished (%v)", pgStart, apiStart, baseEnd)
+			for _, n := range []string{"postgres", "api", "tools"} {
+				if s, _ := img(n); s.Before(baseEnd) {
+					t.Errorf("%s started %v, before base-debian finished %v", n, s, baseEnd)
+				}
 			}
 			if workerStart.Before(apiEnd) {
 				t.Errorf("worker started %v, before api finished %v", workerStart, apiEnd)
 			}
-			if !(pgStart.Before(apiEnd) && apiStart.Before(pgEnd)) {
-				t.Errorf("postgres [%v, %v] and api [%v, %v] did not build concurrently", pgStart, pgEnd, apiStart, apiEnd)
+			overlap := func(a, b string, aStart, aEnd, bStart, bEnd time.Time) {
+				if !(aStart.Before(bEnd) && bStart.Before(aEnd)) {
+					t.Errorf("%s [%v, %v] and %s [%v, %v] did not build concurrently", a, aStart, aEnd, b, bStart, bEnd)
+				}
 			}
+			overlap("api", "tools", apiStart, apiEnd, toolsStart, toolsEnd)
+			overlap("postgres", "api", pgStart, pgEnd, apiStart, apiEnd)
 
 			// Tags, labels and the build log.
 			for _, ref := range []string{project + "/worker:latest", project + "/worker:ci", project + "/api:ci"} {
@@ -233,22 +247,45 @@ func TestBuild(t *testing.T) {
 				t.Fatal(err)
 			}
 			for i, im := range res2.Images {
-				if im.ID != res.Images[i].ID {
-					t.Errorf("%s rebuilt with nothing changed: %s → %s", im.Name, res.Images[i].ID, im.ID)
+				if im.ID != res.Images[i].ID || im.State != "up-to-date" {
+					t.Errorf("%s with nothing changed: %s, %s → %s", im.Name, im.State, res.Images[i].ID, im.ID)
 				}
 			}
+
+			// A changed context file rebuilds the images that use it and those built FROM them.
+			writeFiles(t, dir, map[string]string{"containers/api/hello.txt": "hello again\n"})
+			stdout3, stderr3, code := psBuild(t, ctx, engine, dir, "--json")
+			if code != 0 {
+				t.Fatalf("third ps-build exit %d\n%s", code, stderr3)
+			}
+			var res3 buildResult
+			if err := json.Unmarshal([]byte(stdout3), &res3); err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]string{"base-debian": "up-to-date", "postgres": "up-to-date", "api": "built", "tools": "built", "worker": "built"}
+			for i, im := range res3.Images {
+				if im.State != want[im.Name] {
+					t.Errorf("after editing api's file, %s is %s, want %s", im.Name, im.State, want[im.Name])
+				}
+				// tools' context (the project root) changed, but not what it copies: the engine's
+				// cache gives the same image.
+				if im.Name == "tools" && im.ID != res2.Images[i].ID {
+					t.Errorf("tools was rebuilt to a new image %s (was %s)", im.ID, res2.Images[i].ID)
+				}
+			}
+			res = res3
 
 			t.Run("plain output", func(t *testing.T) {
 				stdout, stderr, code := psBuild(t, ctx, engine, dir, "worker")
 				if code != 0 {
 					t.Fatalf("exit %d: %s", code, stderr)
 				}
-				for _, want := range []string{"worker: building (containers/worker/Containerfile)", "worker: built in "} {
+				for _, want := range []string{"worker: building (containers/worker/Containerfile)", "worker: up-to-date in "} {
 					if !strings.Contains(stderr, want) {
 						t.Errorf("stderr lacks %q:\n%s", want, stderr)
 					}
 				}
-				if !regexp.MustCompile(`(?m)^worker +` + project + `/worker:latest +built +\d+\.\ds +logs/containers/worker-`).MatchString(stdout) {
+				if !regexp.MustCompile(`(?m)^worker +` + project + `/worker:latest +up-to-date +\d+\.\ds +-$`).MatchString(stdout) {
 					t.Errorf("summary:\n%s", stdout)
 				}
 			})

@@ -21,6 +21,7 @@ import (
 	"github.com/poststack/poststack/pkg/engine"
 	"github.com/poststack/poststack/pkg/exitcode"
 	"github.com/poststack/poststack/pkg/logging"
+	"github.com/poststack/poststack/pkg/xdg"
 )
 
 const rootHelp = `ps-build builds, with podman or docker, in dependency order:
@@ -34,6 +35,11 @@ the order: images that do not need each other build at the same time (-j).
 With IMAGE arguments only those images and the images they are built FROM
 are built. The project name comes from project.name in .poststack.yml, else
 --project-container-prefix (default: the directory's name).
+
+An image whose tag still holds what ps-build last built from the same inputs
+(Dockerfile, build context files by size and time, build arguments, the IDs of
+its FROM images; recorded in $XDG_CACHE_HOME/poststack/build) is not built
+again ("up-to-date"); --no-cache and --pull always build every image.
 
 Each image's whole build output goes to <log-dir>/containers/<name>-<time>.log;
 when a build fails its last 30 lines are printed with the log's path, no new
@@ -131,9 +137,17 @@ func (t *tool) exec(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	logDir := ""
+	logDir, skipDir := "", ""
 	if g.LogDir != "" {
 		logDir = filepath.Join(app.Path(g.LogDir), "containers")
+		if rel, err := filepath.Rel(app.Env.Dir, app.Path(g.LogDir)); err == nil && !strings.HasPrefix(rel, "..") {
+			skipDir = rel
+		}
+	}
+	stateDir, err := xdg.CacheDir(app.Env.Getenv, "build")
+	if err != nil {
+		app.Logger.Warn("every image is built: no cache directory for build fingerprints", "err", err)
+		stateDir = ""
 	}
 	names := make([]string, len(plan.Images))
 	for i, im := range plan.Images {
@@ -143,7 +157,7 @@ func (t *tool) exec(ctx context.Context, args []string) error {
 	app.Logger.Debug("build plan", "engine", eng.Name(), "images", strings.Join(names, " "), "jobs", t.jobs)
 	res, runErr := build.Run(ctx, eng, plan, build.Options{
 		Jobs: t.jobs, NoCache: t.noCache, Pull: t.pull, Tags: t.tags,
-		LogDir: logDir, OnEvent: events,
+		LogDir: logDir, SkipLogDir: skipDir, StateDir: stateDir, OnEvent: events,
 	})
 	closeEvents()
 	if res == nil {

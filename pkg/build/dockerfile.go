@@ -15,6 +15,9 @@ type From struct {
 	Line  int    // 1-based line of the FROM keyword
 	// Internal is true when Image names an earlier stage of the same file.
 	Internal bool
+	// Dep is the name of the image of the plan that Image names, set by
+	// NewPlan; "" for an image from elsewhere.
+	Dep string
 }
 
 // ParseFroms reads a Dockerfile and returns its FROM instructions. Build

@@ -182,11 +182,14 @@ func NewPlan(project string, all []*Image, want []string) (*Plan, error) {
 	for _, im := range all {
 		im.Deps = nil
 		seen := map[string]bool{}
-		for _, f := range im.Froms {
+		for i, f := range im.Froms {
 			if f.Image == "" || f.Internal {
 				continue
 			}
 			dep, ok := byRef[NormalizeRef(f.Image)]
+			if ok {
+				im.Froms[i].Dep = dep.Name
+			}
 			if !ok {
 				if ns := namespace(f.Image); ns == project || ns == "poststack" {
 					problems = append(problems, fmt.Sprintf("%s:%d: FROM %s: no such image in this project (it builds %s)",

@@ -23,6 +23,7 @@ import (
 type Builder interface {
 	Name() string
 	Build(ctx context.Context, o engine.BuildOptions) (imageID string, err error)
+	InspectImage(ctx context.Context, ref string) (*engine.Image, error)
 }
 
 // Pull policies for base images that are not built by the plan.
@@ -47,6 +48,14 @@ type Options struct {
 	// LogDir receives each image's whole build output as
 	// <name>-<timestamp>.log; "" keeps no log files.
 	LogDir string
+	// SkipLogDir is the context-relative directory of build logs (and
+	// anything else ps-build writes under the project), left out of the
+	// fingerprint of project images.
+	SkipLogDir string
+	// StateDir records each built image's fingerprint and ID, so that an
+	// image whose inputs did not change is not built again; "" always
+	// builds.
+	StateDir string
 	// TempDir holds the build contexts of built-in images while they
 	// build; "" means os.TempDir().
 	TempDir string
@@ -63,6 +72,9 @@ type State string
 const (
 	Building State = "building"
 	Built    State = "built"
+	// UpToDate images were not built: the image under the tag was made
+	// from the same inputs (see fingerprint).
+	UpToDate State = "up-to-date"
 	Failed   State = "failed"
 	Skipped  State = "skipped" // not built: an image it needs failed, or the run stopped
 )
@@ -154,6 +166,7 @@ type runner struct {
 type outcome struct {
 	i    int
 	id   string
+	same bool // up to date: not built
 	log  string
 	tail []string
 	err  error
@@ -222,9 +235,12 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 			continue
 		}
 		ir.State = Built
+		if out.same {
+			ir.State = UpToDate
+		}
 		ir.ID = out.id
 		ir.Tags = r.tags(im)
-		r.event(Event{Image: im, State: Built, Elapsed: finished.Sub(*ir.Started), Log: out.log})
+		r.event(Event{Image: im, State: ir.State, Elapsed: finished.Sub(*ir.Started), Log: out.log})
 		for _, j := range dependents[im.Name] {
 			if waiting[j]--; waiting[j] == 0 {
 				ready = append(ready, j)
@@ -270,6 +286,21 @@ func (r *runner) build(ctx context.Context, i int, started time.Time) (out outco
 	im := r.plan.Images[i]
 	out.i = i
 	r.event(Event{Image: im, State: Building})
+	labels := r.labels(im)
+	fp := ""
+	if r.o.StateDir != "" && !r.o.NoCache && r.o.Pull != PullAlways {
+		var id string
+		var err error
+		fp, id, err = r.upToDate(ctx, im)
+		switch {
+		case err != nil:
+			out.err = err
+			return out
+		case id != "":
+			out.id, out.same = id, true
+			return out
+		}
+	}
 	tail := &tailWriter{max: TailLines}
 	var w io.Writer = tail
 	if r.o.LogDir != "" {
@@ -293,7 +324,7 @@ func (r *runner) build(ctx context.Context, i int, started time.Time) (out outco
 		Dockerfile: im.Dockerfile,
 		Tags:       r.tags(im),
 		BuildArgs:  im.BuildArgs,
-		Labels:     r.labels(im),
+		Labels:     labels,
 		NoCache:    r.o.NoCache,
 		Pull:       r.o.Pull,
 		Output:     w,
@@ -333,7 +364,75 @@ func (r *runner) build(ctx context.Context, i int, started time.Time) (out outco
 		return out
 	}
 	out.id = id
+	if fp != "" {
+		// Without the record the next run builds from the engine's cache:
+		// slower, not wrong.
+		_ = writeRecord(r.o.StateDir, record{Ref: im.Ref, Engine: r.b.Name(), Fingerprint: fp, ID: id})
+	}
 	return out
+}
+
+// upToDate computes im's fingerprint and returns the ID of the image under
+// its tag when that image was built from the same inputs. A fingerprint
+// that cannot be computed (an unreadable context file) only means building.
+func (r *runner) upToDate(ctx context.Context, im *Image) (fp, id string, err error) {
+	bases := map[string]string{}
+	for _, f := range im.Froms {
+		switch {
+		case f.Image == "" || f.Internal:
+		case f.Dep != "":
+			// Built earlier in this run: its result is final before any
+			// image built FROM it starts.
+			bases[f.Image] = r.results[r.index(f.Dep)].ID
+		default:
+			base, err := r.b.InspectImage(ctx, f.Image)
+			if errors.Is(err, engine.ErrNotFound) {
+				return "", "", nil // to be pulled: build
+			}
+			if err != nil {
+				return "", "", fmt.Errorf("%s: %w", im.Name, err)
+			}
+			bases[f.Image] = base.ID
+		}
+	}
+	var skip []string
+	if r.o.SkipLogDir != "" {
+		skip = append(skip, filepath.ToSlash(r.o.SkipLogDir))
+	}
+	fp, err = fingerprint(r.b.Name(), im, r.labels(im), bases, skip)
+	if err != nil {
+		return "", "", nil
+	}
+	rec, ok := readRecord(r.o.StateDir, r.b.Name(), im.Ref)
+	if !ok || rec.Fingerprint != fp {
+		return fp, "", nil
+	}
+	have, err := r.b.InspectImage(ctx, im.Ref)
+	if errors.Is(err, engine.ErrNotFound) {
+		return fp, "", nil
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("%s: %w", im.Name, err)
+	}
+	if have.ID != rec.ID {
+		return fp, "", nil // built or pulled since by something else
+	}
+	for _, t := range r.tags(im)[1:] {
+		other, err := r.b.InspectImage(ctx, t)
+		if err != nil || other.ID != have.ID {
+			return fp, "", nil // an extra tag is missing or moved: build (from cache) to set it
+		}
+	}
+	return fp, have.ID, nil
+}
+
+func (r *runner) index(name string) int {
+	for i, im := range r.plan.Images {
+		if im.Name == name {
+			return i
+		}
+	}
+	return -1
 }
 
 func (r *runner) labels(im *Image) map[string]string {

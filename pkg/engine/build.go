@@ -54,7 +54,8 @@ func (e *Engine) buildArgs(o BuildOptions, iidfile string) ([]string, error) {
 	} else if pull == "always" {
 		args = append(args, "--pull")
 	}
-	args = append(args, "--iidfile", iidfile)
+	// A failed step's container is otherwise left behind by both engines' classic builders.
+	args = append(args, "--force-rm", "--iidfile", iidfile)
 	if o.Dockerfile != "" {
 		df := o.Dockerfile
 		if !filepath.IsAbs(df) {

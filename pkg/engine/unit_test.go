@@ -334,13 +334,13 @@ func TestBuildArgs(t *testing.T) {
 		eng, pull string
 		want      []string
 	}{
-		{Podman, "", []string{"build", "--format", "docker", "--pull=missing", "--iidfile", "/iid", "-f", "/ctx/containers/x/Dockerfile",
+		{Podman, "", []string{"build", "--format", "docker", "--pull=missing", "--force-rm", "--iidfile", "/iid", "-f", "/ctx/containers/x/Dockerfile",
 			"-t", "a:1", "-t", "a:latest", "--build-arg", "A=1", "--build-arg", "B=2", "--label", "l=v", "--no-cache", "/ctx"}},
-		{Podman, "never", []string{"build", "--format", "docker", "--pull=never", "--iidfile", "/iid", "-f", "/ctx/containers/x/Dockerfile",
+		{Podman, "never", []string{"build", "--format", "docker", "--pull=never", "--force-rm", "--iidfile", "/iid", "-f", "/ctx/containers/x/Dockerfile",
 			"-t", "a:1", "-t", "a:latest", "--build-arg", "A=1", "--build-arg", "B=2", "--label", "l=v", "--no-cache", "/ctx"}},
-		{Docker, "always", []string{"build", "--pull", "--iidfile", "/iid", "-f", "/ctx/containers/x/Dockerfile",
+		{Docker, "always", []string{"build", "--pull", "--force-rm", "--iidfile", "/iid", "-f", "/ctx/containers/x/Dockerfile",
 			"-t", "a:1", "-t", "a:latest", "--build-arg", "A=1", "--build-arg", "B=2", "--label", "l=v", "--no-cache", "/ctx"}},
-		{Docker, "never", []string{"build", "--iidfile", "/iid", "-f", "/ctx/containers/x/Dockerfile",
+		{Docker, "never", []string{"build", "--force-rm", "--iidfile", "/iid", "-f", "/ctx/containers/x/Dockerfile",
 			"-t", "a:1", "-t", "a:latest", "--build-arg", "A=1", "--build-arg", "B=2", "--label", "l=v", "--no-cache", "/ctx"}},
 	}
 	for _, tt := range tests {
