@@ -15,7 +15,12 @@ import (
 func main() { os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	app := cli.New("ps-env", cli.OSEnv(stdin, stdout, stderr))
+	return runEnv(ctx, args, cli.OSEnv(stdin, stdout, stderr))
+}
+
+// runEnv is run with the process environment passed in, for tests.
+func runEnv(ctx context.Context, args []string, env cli.Env) int {
+	app := cli.New("ps-env", env)
 	return app.Run(ctx, rootCommand(app), args)
 }
 
@@ -31,9 +36,11 @@ throwaway (ephemeral) databases for CI and tests, and scaffolds new projects.
 
 Commands (arriving one by one): init, list, up, down, restart, status, deploy,
 dry-run, config, logs, switch, url, ephemeral.`,
+		Subcommands: []*ffcli.Command{ephemeralCommand(app)},
 	},
 		"ps-env up                     # start the current environment",
 		"ps-env --log-level debug down # stop it; data survives",
 		"POSTSTACK_CONTAINER_RUNTIME=docker ps-env status",
+		"URL=$(ps-env ephemeral up --migrate migrations)",
 	)
 }

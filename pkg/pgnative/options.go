@@ -10,6 +10,8 @@ import (
 	"regexp"
 	"strings"
 	"syscall"
+
+	"github.com/poststack/poststack/pkg/xdg"
 )
 
 // Option configures Start. An option rejects a nonsense value with an error, which Start returns
@@ -27,6 +29,7 @@ type config struct {
 	logWriter io.Writer
 	getenv    func(string) string
 	pickPort  func() (int, error) // freePort; tests replace it to force a taken port
+	detach    bool
 }
 
 func newConfig(opts []Option) (*config, error) {
@@ -188,6 +191,17 @@ func WithLogWriter(w io.Writer) Option {
 	}
 }
 
+// WithDetach lets the server outlive the process that started it (a CLI that prints a URL
+// and exits): the postmaster gets its own session and no parent-death signal, and its log goes
+// to a file in Dir (server.log) instead of WithLogWriter, because a pipe to a process that has
+// exited would break. Stop it with Server.Stop from the same process or with StopDir from any.
+func WithDetach() Option {
+	return func(c *config) error {
+		c.detach = true
+		return nil
+	}
+}
+
 // WithGetenv replaces os.Getenv for the variables Start reads: PATH (to find initdb),
 // TMPDIR, XDG_CACHE_HOME and HOME.
 func WithGetenv(getenv func(string) string) Option {
@@ -208,13 +222,11 @@ func (c *config) resolveCacheDir() string {
 	if c.cacheDir != "" {
 		return c.cacheDir
 	}
-	if x := c.getenv("XDG_CACHE_HOME"); filepath.IsAbs(x) {
-		return filepath.Join(x, "poststack", "pgnative")
+	dir, err := xdg.CacheDir(c.getenv, "pgnative")
+	if err != nil {
+		return ""
 	}
-	if h := c.getenv("HOME"); filepath.IsAbs(h) {
-		return filepath.Join(h, ".cache", "poststack", "pgnative")
-	}
-	return ""
+	return dir
 }
 
 // resolveTempDir prefers memory: on the ext4 disks of the CI machines, creating the ~1000

@@ -14,7 +14,8 @@
 //
 // A server does not outlive the process that started it: if that process dies without Stop,
 // the kernel asks the postmaster for an immediate shutdown, and the next Start in the same
-// place removes the files left behind.
+// place removes the files left behind. WithDetach makes a server that outlives its creator (the
+// CLI's `ps-env ephemeral up`); StopDir ends it later from any process.
 package pgnative
 
 import (
@@ -26,6 +27,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"net"
@@ -110,6 +112,8 @@ type Server struct {
 	proc   *os.Process
 	exited chan struct{} // closed once the postmaster has exited and been reaped
 	log    *logTail
+	// logPath is the log file of a detached server, "" otherwise.
+	logPath string
 
 	stopMu  sync.Mutex
 	stopped bool
@@ -335,15 +339,31 @@ func (s *Server) launch(ctx context.Context, cfg *config) (*pgconn.PgConn, error
 func (s *Server) startPostmaster(ctx context.Context, cfg *config, port int) (*pgconn.PgConn, error) {
 	tail := newLogTail(cfg.logWriter)
 	cmd := s.id.command(nil, s.dir, s.bins.postgres, "-D", s.dataDir, "-p", strconv.Itoa(port))
-	cmd.Stdout, cmd.Stderr = tail, tail
-	// The backends inherit the log pipe; never let Wait hang on one that outlives the postmaster.
-	cmd.WaitDelay = 2 * time.Second
-	// If this process dies without Stop (a test binary's timeout panic, SIGKILL), the kernel
-	// asks the postmaster for an immediate shutdown, which ends its children too.
-	cmd.SysProcAttr.Pdeathsig = syscall.SIGQUIT
 	exited := make(chan struct{})
-	if err := startPinned(cmd, exited); err != nil {
-		return nil, fmt.Errorf("pgnative: start %s: %w", s.bins.postgres, err)
+	if cfg.detach {
+		logFile, err := s.openDetachedLog()
+		if err != nil {
+			return nil, err
+		}
+		cmd.Stdout, cmd.Stderr = logFile, logFile
+		// A session of its own: neither the terminal's SIGINT/SIGHUP nor the end of the
+		// starting process reaches the server.
+		cmd.SysProcAttr.Setpgid, cmd.SysProcAttr.Setsid = false, true
+		err = cmd.Start()
+		logFile.Close()
+		if err != nil {
+			return nil, fmt.Errorf("pgnative: start %s: %w", s.bins.postgres, err)
+		}
+	} else {
+		cmd.Stdout, cmd.Stderr = tail, tail
+		// The backends inherit the log pipe; never let Wait hang on one that outlives the postmaster.
+		cmd.WaitDelay = 2 * time.Second
+		// If this process dies without Stop (a test binary's timeout panic, SIGKILL), the kernel
+		// asks the postmaster for an immediate shutdown, which ends its children too.
+		cmd.SysProcAttr.Pdeathsig = syscall.SIGQUIT
+		if err := startPinned(cmd, exited); err != nil {
+			return nil, fmt.Errorf("pgnative: start %s: %w", s.bins.postgres, err)
+		}
 	}
 	var waitErr error
 	go func() {
@@ -357,6 +377,9 @@ func (s *Server) startPostmaster(ctx context.Context, cfg *config, port int) (*p
 	if err == nil {
 		s.logger.Debug("pgnative: postgres accepts connections", "pid", cmd.Process.Pid, "port", port, "elapsed", time.Since(began))
 		return conn, nil
+	}
+	if cfg.detach {
+		s.readDetachedLog(tail)
 	}
 	select {
 	case <-exited:
@@ -575,6 +598,11 @@ func (s *Server) Cached() bool { return s.cacheHit }
 
 // Log returns the last lines of the server's log, for diagnosing a failing test.
 func (s *Server) Log() string {
+	if s.logPath != "" {
+		t := newLogTail(io.Discard)
+		s.readDetachedLog(t)
+		return t.lines(50)
+	}
 	if s.log == nil {
 		return ""
 	}

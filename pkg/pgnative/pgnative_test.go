@@ -446,11 +446,19 @@ func TestCancelDuringStartCleansUp(t *testing.T) {
 const orphanEnv = "PGNATIVE_TEST_ORPHAN_PARENT"
 
 func orphan(parent string) {
-	srv, err := pgnative.Start(context.Background(), pgnative.WithTempDir(parent),
-		pgnative.WithCacheDir(os.Getenv("PGNATIVE_TEST_CACHE")))
+	opts := []pgnative.Option{pgnative.WithTempDir(parent), pgnative.WithCacheDir(os.Getenv("PGNATIVE_TEST_CACHE"))}
+	detach := os.Getenv("PGNATIVE_TEST_DETACH") != ""
+	if detach {
+		opts = append(opts, pgnative.WithDetach())
+	}
+	srv, err := pgnative.Start(context.Background(), opts...)
 	if err != nil {
 		fmt.Println("error:", err)
 		os.Exit(1)
+	}
+	if detach {
+		fmt.Println(srv.PID(), srv.Dir(), srv.URL())
+		os.Exit(0)
 	}
 	fmt.Println(srv.PID(), srv.Dir())
 	os.Exit(0) // no Stop: as if a test binary hit its timeout
@@ -650,5 +658,69 @@ func BenchmarkStart(b *testing.B) {
 			}
 			b.ReportMetric(float64(stopping.Milliseconds())/float64(b.N), "stop-ms/op")
 		})
+	}
+}
+
+func TestDetachedServerOutlivesCreatorAndStopDirRemovesIt(t *testing.T) {
+	requireBinaries(t)
+	warm(t)
+	parent := privateTempDir(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), orphanEnv+"="+parent, "PGNATIVE_TEST_CACHE="+sharedCache, "PGNATIVE_TEST_DETACH=1")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("helper: %v: %s", err, out)
+	}
+	var pid int
+	var dir, url string
+	if _, err := fmt.Sscan(string(out), &pid, &dir, &url); err != nil {
+		t.Fatalf("helper printed %q: %v", out, err)
+	}
+	t.Cleanup(func() { _ = pgnative.StopDir(context.Background(), dir) })
+	// The creator has exited; the server must still answer, through its password.
+	conn := connect(t, url)
+	if got := queryString(t, conn, "select 'up'"); got != "up" {
+		t.Fatalf("select: %q", got)
+	}
+	conn.Close(context.Background())
+	if got, ok := pgnative.Running(dir); !ok || got != pid {
+		t.Fatalf("Running(%s) = %d, %v; want %d, true", dir, got, ok, pid)
+	}
+	// Another Start in the same parent must not sweep a detached server that still runs.
+	srv := start(t, pgnative.WithTempDir(parent))
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("a running detached server's directory was swept: %v", err)
+	}
+	if err := srv.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := pgnative.StopDir(context.Background(), dir); err != nil {
+		t.Fatalf("StopDir: %v", err)
+	}
+	assertGone(t, pid, dir)
+	if _, ok := pgnative.Running(dir); ok {
+		t.Error("Running after StopDir")
+	}
+	if err := pgnative.StopDir(context.Background(), dir); err != nil {
+		t.Errorf("second StopDir: %v", err)
+	}
+}
+
+func TestStopDirRefusesOtherDirectories(t *testing.T) {
+	for _, dir := range []string{t.TempDir(), filepath.Join(t.TempDir(), "pgnative-x")} {
+		if dir == "" {
+			continue
+		}
+		if strings.Contains(dir, "pgnative-") {
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := pgnative.StopDir(context.Background(), dir); err == nil {
+			t.Errorf("StopDir(%s) accepted a directory Start did not make", dir)
+		}
+		if _, err := os.Stat(dir); err != nil {
+			t.Errorf("StopDir(%s) removed it: %v", dir, err)
+		}
 	}
 }

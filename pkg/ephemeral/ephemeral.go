@@ -1,0 +1,273 @@
+// Package ephemeral starts throwaway PostgreSQL servers for CI jobs and tests, with one of two
+// providers behind one API: native (the host's initdb and postgres, through pkg/pgnative) and
+// container (testcontainers-go's postgres module on docker or podman). A server may be migrated
+// (pkg/migrate) before Start returns, and may outlive the process that started it (Detach), in
+// which case it is recorded in a state directory so that List, Load and Stop find it later.
+package ephemeral
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/testcontainers/testcontainers-go"
+
+	"github.com/poststack/poststack/pkg/exitcode"
+	"github.com/poststack/poststack/pkg/migrate"
+	"github.com/poststack/poststack/pkg/pgnative"
+)
+
+// Provider names.
+const (
+	Native    = "native"
+	Container = "container"
+)
+
+// DefaultImage is the container provider's image when Options.Image is empty: the one
+// `ps-build postgres` builds.
+const DefaultImage = "poststack/postgres:latest"
+
+// cleanupTimeout bounds the removal of a half-started server after Start failed or was
+// cancelled: the caller's context is gone by then, but the cleanup must still run.
+const cleanupTimeout = 30 * time.Second
+
+// Options configure Start.
+type Options struct {
+	Provider string                           // "" = native when the host's PostgreSQL binaries exist, else container
+	Image    string                           // container provider; default DefaultImage
+	Port     int                              // 0 = a free port
+	Migrate  string                           // directory of migrations to apply (pkg/migrate) before returning; "" = none
+	Detach   bool                             // keep running after this process exits (the CLI's up); false = tied to the process (tests)
+	StateDir string                           // where detached instances are recorded; "" = DefaultStateDir of Environ
+	Environ  []string                         // environment (DOCKER_HOST for the container provider, PATH, …); nil = os.Environ()
+	Logf     func(format string, args ...any) // progress; nil = silent
+}
+
+// Instance is a started server. The JSON form is what the state directory holds for a detached
+// instance and what `ps-env ephemeral up --json` prints.
+type Instance struct {
+	ID       string    `json:"id"`
+	Provider string    `json:"provider"`
+	URL      string    `json:"url"` // superuser URL with its password, sslmode=disable
+	Created  time.Time `json:"created"`
+	Port     int       `json:"port"`
+	Detached bool      `json:"detached"`
+	// Migrations is the number of migrations applied by Start.
+	Migrations int `json:"migrations,omitempty"`
+
+	// Native provider: the server's private directory and its postmaster.
+	Dir string `json:"dir,omitempty"`
+	PID int    `json:"pid,omitempty"`
+
+	// Container provider: the container and the engine that runs it. DockerHost is "" when
+	// the engine's default socket was used.
+	Container   string `json:"container,omitempty"`
+	ContainerID string `json:"container_id,omitempty"`
+	Image       string `json:"image,omitempty"`
+	Engine      string `json:"engine,omitempty"`
+	DockerHost  string `json:"docker_host,omitempty"`
+
+	srv      *pgnative.Server         // native, started by this process
+	ctr      testcontainers.Container // container, started by this process
+	environ  []string
+	stateDir string // where the record lives; "" when not recorded
+}
+
+// ErrNotFound means no recorded instance has the ID given to Load.
+var ErrNotFound = errors.New("no such ephemeral instance")
+
+// Start starts a server with o's provider, applies o.Migrate's migrations, records a detached
+// instance in the state directory, and returns it. Bad options and bad migration files are
+// usage errors (exit 2) reported before anything starts. On any failure, including ctx ending
+// at any point, Start removes everything it created (process, directory, container, record)
+// before returning the error.
+func Start(ctx context.Context, o Options) (_ *Instance, err error) {
+	began := time.Now()
+	environ := o.Environ
+	if environ == nil {
+		environ = os.Environ()
+	}
+	getenv := getenvOf(environ)
+	logf := o.Logf
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	if o.Port < 0 || o.Port > 65535 {
+		return nil, exitcode.Usagef("ephemeral: port %d is not a TCP port (0-65535, 0 = any free one)", o.Port)
+	}
+	provider, err := resolveProvider(o.Provider, getenv)
+	if err != nil {
+		return nil, err
+	}
+	var stateDir string
+	if o.Detach {
+		if stateDir, err = resolveStateDir(o.StateDir, getenv); err != nil {
+			return nil, err
+		}
+	}
+	var migs []*migrate.Migration
+	if o.Migrate != "" {
+		if migs, err = loadMigrations(o.Migrate, getenv); err != nil {
+			return nil, err
+		}
+	}
+	id, err := newID()
+	if err != nil {
+		return nil, err
+	}
+	inst := &Instance{
+		ID:       id,
+		Provider: provider,
+		Created:  time.Now().UTC().Truncate(time.Second),
+		Detached: o.Detach,
+		environ:  environ,
+	}
+	defer func() {
+		if err == nil {
+			return
+		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		defer cancel()
+		if serr := inst.stop(cctx); serr != nil {
+			err = errors.Join(err, fmt.Errorf("ephemeral: clean up %s: %w", inst.ID, serr))
+		}
+	}()
+	switch provider {
+	case Native:
+		err = startNative(ctx, inst, o, getenv, logf)
+	case Container:
+		err = startContainer(ctx, inst, o, environ, logf)
+	}
+	if err != nil {
+		return nil, err
+	}
+	logf("%s server %s ready on port %d (%s)", provider, inst.ID, inst.Port, time.Since(began).Round(time.Millisecond))
+	if len(migs) > 0 {
+		mbegan := time.Now()
+		n, err := applyMigrations(ctx, inst.URL, migs)
+		if err != nil {
+			return nil, err
+		}
+		inst.Migrations = n
+		logf("applied %d migrations from %s (%s)", n, o.Migrate, time.Since(mbegan).Round(time.Millisecond))
+	}
+	if o.Detach {
+		if err := inst.save(stateDir); err != nil {
+			return nil, err
+		}
+	}
+	// A signal that arrived during the last step must not leave a server the caller will
+	// never hear of.
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("ephemeral: start: %w", err)
+	}
+	return inst, nil
+}
+
+// Stop stops the server and removes everything of it: process and directory, or container and
+// its volumes, and its record. It works on an instance from Start in this process and on one
+// from List or Load (a detached server started by another process). Stopping an instance that
+// is already gone is not an error.
+func Stop(ctx context.Context, inst *Instance) error {
+	if inst == nil {
+		return errors.New("ephemeral: Stop: nil instance")
+	}
+	return inst.stop(ctx)
+}
+
+func (inst *Instance) stop(ctx context.Context) error {
+	var errs []error
+	switch inst.Provider {
+	case Native:
+		errs = append(errs, stopNative(ctx, inst))
+	case Container:
+		errs = append(errs, stopContainer(ctx, inst))
+	default:
+		errs = append(errs, fmt.Errorf("ephemeral: instance %s: unknown provider %q", inst.ID, inst.Provider))
+	}
+	if inst.stateDir != "" {
+		errs = append(errs, removeRecord(inst.stateDir, inst.ID))
+	}
+	return errors.Join(errs...)
+}
+
+// resolveProvider picks native when the host has the server binaries, which starts in a
+// fraction of the time a container takes and needs no engine.
+func resolveProvider(p string, getenv func(string) string) (string, error) {
+	switch p {
+	case Native, Container:
+		return p, nil
+	case "":
+		if _, err := pgnative.BinDir(pgnative.WithGetenv(getenv)); err == nil {
+			return Native, nil
+		}
+		return Container, nil
+	}
+	return "", exitcode.Usagef("ephemeral: unknown provider %q (want %q or %q)", p, Native, Container)
+}
+
+// loadMigrations reads the migration files before any server starts, so that a broken file is
+// exit 2 with nothing to clean up.
+func loadMigrations(dir string, getenv func(string) string) ([]*migrate.Migration, error) {
+	st, err := os.Stat(dir)
+	if err != nil || !st.IsDir() {
+		return nil, exitcode.Usagef("ephemeral: migrations directory %s: not found", dir)
+	}
+	// Without a usable home there is no cache; loading is only slower.
+	cache, _ := migrate.CachePath(dir, getenv)
+	return migrate.LoadDir(dir, migrate.WithCache(cache))
+}
+
+func applyMigrations(ctx context.Context, url string, migs []*migrate.Migration) (int, error) {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return 0, fmt.Errorf("ephemeral: connect to apply migrations: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	m, err := migrate.New(conn, migs)
+	if err != nil {
+		return 0, err
+	}
+	res, err := m.Up(ctx, 0)
+	if err != nil {
+		return len(res), fmt.Errorf("ephemeral: migrate: %w", err)
+	}
+	return len(res), nil
+}
+
+// newID is short enough to type after `ps-env ephemeral down`, random enough never to collide
+// among the instances of one machine.
+func newID() (string, error) {
+	b := make([]byte, 5)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("ephemeral: random id: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// randomPassword is 128 bits in hex: nothing to escape in URLs or environment variables.
+func randomPassword() (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("ephemeral: random password: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// getenvOf looks names up in environ, the last entry winning as in the process environment.
+func getenvOf(environ []string) func(string) string {
+	return func(name string) string {
+		for i := len(environ) - 1; i >= 0; i-- {
+			if k, v, ok := strings.Cut(environ[i], "="); ok && k == name {
+				return v
+			}
+		}
+		return ""
+	}
+}

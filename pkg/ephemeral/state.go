@@ -1,0 +1,205 @@
+package ephemeral
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/poststack/poststack/pkg/atomicfile"
+	"github.com/poststack/poststack/pkg/exitcode"
+	"github.com/poststack/poststack/pkg/xdg"
+)
+
+// DefaultStateDir is where detached instances are recorded when Options.StateDir is empty:
+// $XDG_STATE_HOME/poststack/ephemeral, else ~/.local/state/poststack/ephemeral. State, not
+// cache: deleting it would forget servers that still run.
+func DefaultStateDir(getenv func(string) string) (string, error) {
+	dir, err := xdg.StateDir(getenv, "ephemeral")
+	if err != nil {
+		return "", fmt.Errorf("ephemeral: no state directory (set XDG_STATE_HOME or HOME, or give one): %w", err)
+	}
+	return dir, nil
+}
+
+func resolveStateDir(dir string, getenv func(string) string) (string, error) {
+	if dir == "" {
+		return DefaultStateDir(getenv)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("ephemeral: state directory %s: %w", dir, err)
+	}
+	return abs, nil
+}
+
+var idPattern = regexp.MustCompile(`^[0-9a-f]{1,32}$`)
+
+func recordPath(stateDir, id string) string { return filepath.Join(stateDir, id+".json") }
+
+// save writes the record atomically and private (0600 in a 0700 directory): it holds the URL
+// with the password.
+func (inst *Instance) save(stateDir string) error {
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return fmt.Errorf("ephemeral: state directory: %w", err)
+	}
+	data, err := json.MarshalIndent(inst, "", "  ")
+	if err != nil {
+		return fmt.Errorf("ephemeral: record %s: %w", inst.ID, err)
+	}
+	// Set before writing, so that a failed or interrupted write is cleaned up by stop.
+	inst.stateDir = stateDir
+	err = atomicfile.Write(recordPath(stateDir, inst.ID), 0o600, func(f *os.File) error {
+		_, err := f.Write(append(data, '\n'))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("ephemeral: record %s: %w", inst.ID, err)
+	}
+	return nil
+}
+
+func removeRecord(stateDir, id string) error {
+	err := os.Remove(recordPath(stateDir, id))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("ephemeral: remove record %s: %w", id, err)
+	}
+	return nil
+}
+
+func readRecord(stateDir, id string) (*Instance, error) {
+	data, err := os.ReadFile(recordPath(stateDir, id))
+	if err != nil {
+		return nil, err
+	}
+	inst := &Instance{}
+	if err := json.Unmarshal(data, inst); err != nil {
+		return nil, fmt.Errorf("ephemeral: record %s: %w", recordPath(stateDir, id), err)
+	}
+	if inst.ID != id {
+		return nil, fmt.Errorf("ephemeral: record %s names instance %q", recordPath(stateDir, id), inst.ID)
+	}
+	inst.stateDir = stateDir
+	return inst, nil
+}
+
+// ids lists the recorded instance IDs.
+func ids(stateDir string) ([]string, error) {
+	entries, err := os.ReadDir(stateDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ephemeral: state directory: %w", err)
+	}
+	var out []string
+	for _, e := range entries {
+		id, ok := strings.CutSuffix(e.Name(), ".json")
+		if ok && e.Type().IsRegular() && idPattern.MatchString(id) {
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}
+
+// staleCheckTimeout bounds asking an engine whether a recorded container still runs.
+const staleCheckTimeout = 20 * time.Second
+
+// List returns the detached instances recorded in stateDir ("" = DefaultStateDir of the process
+// environment), oldest first. Records whose server is gone (its postmaster or container no
+// longer runs) are dropped, together with whatever that server left; a record whose engine
+// cannot be asked is kept.
+func List(stateDir string) ([]*Instance, error) {
+	dir, err := resolveStateDir(stateDir, os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	names, err := ids(dir)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), staleCheckTimeout)
+	defer cancel()
+	var out []*Instance
+	var errs []error
+	for _, id := range names {
+		inst, err := readRecord(dir, id)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // removed meanwhile by a concurrent down
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if gone, err := inst.gone(ctx); err == nil && gone {
+			// Remove what the dead server left (its directory, a stopped container).
+			_ = inst.stop(ctx)
+			continue
+		}
+		out = append(out, inst)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if !out[i].Created.Equal(out[j].Created) {
+			return out[i].Created.Before(out[j].Created)
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out, errors.Join(errs...)
+}
+
+// gone reports whether a recorded server no longer runs; an error means it cannot tell.
+func (inst *Instance) gone(ctx context.Context) (bool, error) {
+	switch inst.Provider {
+	case Native:
+		return !nativeAlive(inst), nil
+	case Container:
+		alive, err := containerAlive(ctx, inst)
+		return !alive, err
+	}
+	return false, fmt.Errorf("ephemeral: instance %s: unknown provider %q", inst.ID, inst.Provider)
+}
+
+// Load returns the instance recorded in stateDir ("" = DefaultStateDir of the process
+// environment) under id, or under the only ID starting with id. An unknown or ambiguous id is
+// a usage error wrapping ErrNotFound.
+func Load(stateDir, id string) (*Instance, error) {
+	dir, err := resolveStateDir(stateDir, os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	if !idPattern.MatchString(id) {
+		return nil, exitcode.With(exitcode.Usage, fmt.Errorf("ephemeral: %q: %w (IDs are lowercase hex; see 'ps-env ephemeral list')", id, ErrNotFound))
+	}
+	names, err := ids(dir)
+	if err != nil {
+		return nil, err
+	}
+	var match []string
+	for _, n := range names {
+		if n == id {
+			match = []string{n}
+			break
+		}
+		if strings.HasPrefix(n, id) {
+			match = append(match, n)
+		}
+	}
+	switch len(match) {
+	case 0:
+		return nil, exitcode.With(exitcode.Usage, fmt.Errorf("ephemeral: %s: %w", id, ErrNotFound))
+	case 1:
+		inst, err := readRecord(dir, match[0])
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, exitcode.With(exitcode.Usage, fmt.Errorf("ephemeral: %s: %w", id, ErrNotFound))
+		}
+		return inst, err
+	}
+	return nil, exitcode.With(exitcode.Usage, fmt.Errorf("ephemeral: %s matches %d instances (%s): %w", id, len(match), strings.Join(match, ", "), ErrNotFound))
+}
