@@ -493,18 +493,26 @@ func initScripts(t *testing.T) string {
 	return dir
 }
 
-// Environment of the child process TestPostgresImageTestcontainers starts per engine.
+// Environment of the child processes perEngineChild starts.
 const (
-	tcChildImageEnv = "POSTSTACK_E2E_PGIMAGE_TC_IMAGE"
-	tcChildHostEnv  = "POSTSTACK_E2E_PGIMAGE_TC_DOCKER_HOST"
+	childImageEnv = "POSTSTACK_E2E_CHILD_IMAGE"
+	childHostEnv  = "POSTSTACK_E2E_CHILD_DOCKER_HOST"
 )
 
-// TestPostgresImageTestcontainers runs testcontainers-go's postgres module on the built image,
-// on each engine. testcontainers-go settles on one Docker endpoint per process (the first it
-// finds), so each engine gets a child process of this test binary.
-func TestPostgresImageTestcontainers(t *testing.T) {
-	if image := os.Getenv(tcChildImageEnv); image != "" {
-		testcontainersPostgres(t, image, os.Getenv(tcChildHostEnv))
+// perEngineChild runs body on each engine with the built postgres image and the engine's
+// Docker-API endpoint. testcontainers-go settles on one endpoint per process (the first it
+// finds), so each engine gets a child process of this test binary running only the test
+// called name, where body runs with DOCKER_HOST and testcontainers' settings for these hosts.
+func perEngineChild(t *testing.T, name string, body func(t *testing.T, image, host string)) {
+	t.Helper()
+	if image := os.Getenv(childImageEnv); image != "" {
+		host := os.Getenv(childHostEnv)
+		t.Setenv("DOCKER_HOST", host)
+		// The reaper image cannot be pulled here, and /.dockerenv makes testcontainers-go
+		// mistake this host for a container (see ENGINES.md).
+		t.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
+		t.Setenv("TESTCONTAINERS_HOST_OVERRIDE", "localhost")
+		body(t, image, host)
 		return
 	}
 	for _, engine := range pgEngines {
@@ -518,17 +526,17 @@ func TestPostgresImageTestcontainers(t *testing.T) {
 			image := builtPostgresImage(t, engine)
 			ctx := testContext(t, 4*time.Minute)
 			cmd := exec.CommandContext(ctx, os.Args[0],
-				"-test.run=^TestPostgresImageTestcontainers$", "-test.count=1", "-test.v", "-test.timeout=3m")
+				"-test.run=^"+name+"$", "-test.count=1", "-test.v", "-test.timeout=3m")
 			cmd.Env = append(os.Environ(),
-				tcChildImageEnv+"="+image,
-				tcChildHostEnv+"="+host,
+				childImageEnv+"="+image,
+				childHostEnv+"="+host,
 				"POSTSTACK_E2E_BIN_DIR="+binDir,
 			)
 			out, err := cmd.CombinedOutput()
 			if err != nil {
-				t.Fatalf("testcontainers-go on %s: %v\n%s", engine, err, out)
+				t.Fatalf("%s on %s: %v\n%s", name, engine, err, out)
 			}
-			if !strings.Contains(string(out), "--- PASS: TestPostgresImageTestcontainers") {
+			if !strings.Contains(string(out), "--- PASS: "+name) {
 				t.Fatalf("the child test did not pass:\n%s", out)
 			}
 			t.Logf("%s", pgTail(out, 2000))
@@ -536,15 +544,13 @@ func TestPostgresImageTestcontainers(t *testing.T) {
 	}
 }
 
+// TestPostgresImageTestcontainers runs testcontainers-go's postgres module on the built image,
+// on each engine.
+func TestPostgresImageTestcontainers(t *testing.T) {
+	perEngineChild(t, "TestPostgresImageTestcontainers", testcontainersPostgres)
+}
+
 func testcontainersPostgres(t *testing.T, image, host string) {
-	if host == "" {
-		t.Fatalf("%s is not set", tcChildHostEnv)
-	}
-	t.Setenv("DOCKER_HOST", host)
-	// The reaper image cannot be pulled here, and /.dockerenv makes testcontainers-go mistake
-	// this host for a container (see ENGINES.md).
-	t.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
-	t.Setenv("TESTCONTAINERS_HOST_OVERRIDE", "localhost")
 	ctx := testContext(t, 2*time.Minute)
 
 	start := time.Now()

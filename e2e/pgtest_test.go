@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -14,60 +12,15 @@ import (
 
 	"github.com/poststack/poststack/pkg/ephemeral"
 	"github.com/poststack/poststack/pkg/pgtest"
-	"github.com/poststack/poststack/pkg/testenv"
-)
-
-// The child process of TestPgtestContainer reads its engine from these.
-const (
-	pgtestChildImageEnv = "POSTSTACK_E2E_PGTEST_IMAGE"
-	pgtestChildHostEnv  = "POSTSTACK_E2E_PGTEST_DOCKER_HOST"
 )
 
 // TestPgtestContainer runs pkg/pgtest on a server of the container provider, on each engine,
-// with the built postgres image: parallel tests each get their own migrated database. Like
-// TestPostgresImageTestcontainers, each engine gets a child process, because testcontainers-go
-// settles on one Docker endpoint per process.
+// with the built postgres image: parallel tests each get their own migrated database.
 func TestPgtestContainer(t *testing.T) {
-	if image := os.Getenv(pgtestChildImageEnv); image != "" {
-		pgtestOnContainer(t, image, os.Getenv(pgtestChildHostEnv))
-		return
-	}
-	for _, engine := range pgEngines {
-		t.Run(engine, func(t *testing.T) {
-			var host string
-			if engine == testenv.EnginePodman {
-				host = testenv.PodmanSocket(t)
-			} else {
-				host = testenv.Docker(t)
-			}
-			image := builtPostgresImage(t, engine)
-			ctx := testContext(t, 4*time.Minute)
-			cmd := exec.CommandContext(ctx, os.Args[0],
-				"-test.run=^TestPgtestContainer$", "-test.count=1", "-test.v", "-test.timeout=3m")
-			cmd.Env = append(os.Environ(),
-				pgtestChildImageEnv+"="+image,
-				pgtestChildHostEnv+"="+host,
-				"POSTSTACK_E2E_BIN_DIR="+binDir,
-			)
-			out, err := cmd.CombinedOutput()
-			if err != nil {
-				t.Fatalf("pgtest on %s: %v\n%s", engine, err, out)
-			}
-			if !strings.Contains(string(out), "--- PASS: TestPgtestContainer") {
-				t.Fatalf("the child test did not pass:\n%s", out)
-			}
-			t.Logf("%s", pgTail(out, 2000))
-		})
-	}
+	perEngineChild(t, "TestPgtestContainer", pgtestOnContainer)
 }
 
-func pgtestOnContainer(t *testing.T, image, host string) {
-	if host == "" {
-		t.Fatalf("%s is not set", pgtestChildHostEnv)
-	}
-	t.Setenv("DOCKER_HOST", host)
-	t.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
-	t.Setenv("TESTCONTAINERS_HOST_OVERRIDE", "localhost")
+func pgtestOnContainer(t *testing.T, image, _ string) {
 	ctx := testContext(t, 2*time.Minute)
 
 	dir := t.TempDir()
