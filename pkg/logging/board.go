@@ -117,7 +117,7 @@ func (b *Board) drawLocked() {
 		case !r.started.IsZero():
 			el = formatElapsed(b.now().Sub(r.started))
 		}
-		fmt.Fprintf(&s, "\r\x1b[2K  %-*s  %-9s %s\n", b.width, r.name, r.state, el)
+		fmt.Fprintf(&s, "\r\x1b[2K  %-*s  %-10s %s\n", b.width, r.name, r.state, el)
 	}
 	b.drawn = len(b.rows)
 	io.WriteString(b.w, s.String())

@@ -45,7 +45,7 @@ func TestBoard(t *testing.T) {
 	s := out.String()
 	// The last frame: cursor up over the two rows, then both rows final.
 	last := s[strings.LastIndex(s, "\x1b[2A"):]
-	for _, want := range []string{"base-debian  built     1.5s\n", "api          failed    1m05s\n"} {
+	for _, want := range []string{"base-debian  built      1.5s\n", "api          failed     1m05s\n"} {
 		if !strings.Contains(last, want) {
 			t.Errorf("last frame %q lacks %q", last, want)
 		}
