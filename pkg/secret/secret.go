@@ -30,6 +30,17 @@ const PasswordLength = 32
 // winner's. A state file readable or writable by group or others is
 // refused rather than used.
 func Password(dir, project, env string) (string, error) {
+	return stored(dir, project, env, ".password")
+}
+
+// AdminPassword is Password for the superuser of the environment's
+// Postgres container ("postgres"), kept apart from the application's in
+// <project>-<env>.admin-password.
+func AdminPassword(dir, project, env string) (string, error) {
+	return stored(dir, project, env, ".admin-password")
+}
+
+func stored(dir, project, env, suffix string) (string, error) {
 	for _, s := range []string{project, env} {
 		if s == "" || strings.ContainsAny(s, `/\`) || s == "." || s == ".." {
 			return "", fmt.Errorf("secret: invalid project or environment name %q", s)
@@ -39,7 +50,7 @@ func Password(dir, project, env string) (string, error) {
 	if err := ensureStateDir(state); err != nil {
 		return "", err
 	}
-	path := filepath.Join(state, project+"-"+env+".password")
+	path := filepath.Join(state, project+"-"+env+suffix)
 	if pw, err := read(path); err == nil || !errors.Is(err, fs.ErrNotExist) {
 		return pw, err
 	}

@@ -222,3 +222,23 @@ func TestMaskURL(t *testing.T) {
 		}
 	}
 }
+
+func TestAdminPasswordIsSeparate(t *testing.T) {
+	dir := t.TempDir()
+	app, err := Password(dir, "myapp", "dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := AdminPassword(dir, "myapp", "dev")
+	if err != nil || admin == app || len(admin) != PasswordLength {
+		t.Fatalf("AdminPassword = %q, %v; want a different %d-character password", admin, err, PasswordLength)
+	}
+	again, err := AdminPassword(dir, "myapp", "dev")
+	if err != nil || again != admin {
+		t.Errorf("second call = %q, %v; want %q", again, err, admin)
+	}
+	info, err := os.Stat(filepath.Join(dir, StateDir, "myapp-dev.admin-password"))
+	if err != nil || info.Mode() != 0o600 {
+		t.Errorf("admin password file: %v, %v", info, err)
+	}
+}
