@@ -18,6 +18,7 @@ import (
 	"github.com/poststack/poststack/pkg/engine"
 	"github.com/poststack/poststack/pkg/exitcode"
 	"github.com/poststack/poststack/pkg/pgenv"
+	"github.com/poststack/poststack/pkg/secret"
 	"github.com/poststack/poststack/pkg/testenv"
 )
 
@@ -53,11 +54,27 @@ func pgenvFreePort(t *testing.T) int {
 // the test ends.
 func pgenvSpec(t *testing.T, eng *engine.Engine, project, env string) pgenv.Spec {
 	t.Helper()
+	// The passwords a project's `auto_generated` gives: made once, kept in .poststack/.
+	stateDir := t.TempDir()
+	password, err := secret.Password(stateDir, project, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminPassword, err := secret.AdminPassword(stateDir, project, env)
+	if err != nil {
+		t.Fatal(err)
+	}
 	s := pgenv.Spec{
 		Project: project, Environment: env, Port: pgenvFreePort(t),
 		Database: project + "_" + env, User: project + "_" + env + "_user",
-		Password: "app-" + randomHex(t, 8), AdminPassword: "admin-" + randomHex(t, 8),
+		Password: password, AdminPassword: adminPassword,
 	}
+	t.Cleanup(func() {
+		// Asked again at the end, the state directory gives the same passwords.
+		if again, err := secret.Password(stateDir, project, env); err != nil || again != password {
+			t.Errorf("the generated password changed: %q, %v", again, err)
+		}
+	})
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
