@@ -284,3 +284,58 @@ func TestDefaultStateDir(t *testing.T) {
 		}
 	}
 }
+
+// TestNativeMigratedCache: the second start with the same migrations copies the migrated data
+// directory; a changed migration makes (and then uses) a new one; the schema is right each time.
+func TestNativeMigratedCache(t *testing.T) {
+	requireNative(t)
+	environ, _ := env(t)
+	environ = append(environ, "XDG_CACHE_HOME="+t.TempDir())
+	migs := writeMigrations(t)
+	changed := func() {
+		sql := "insert into users values (1, 'grace');\n"
+		if err := os.WriteFile(filepath.Join(migs, "0002_seed.sql"), []byte(sql), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name      string
+		before    func()
+		wantCache bool
+		wantName  string
+	}{
+		{"first start applies", nil, false, "ada"},
+		{"second start copies", nil, true, "ada"},
+		{"changed migration applies again", changed, false, "grace"},
+		{"and is cached in turn", nil, true, "grace"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.before != nil {
+				tc.before()
+			}
+			ctx := context.Background()
+			inst, err := ephemeral.Start(ctx, ephemeral.Options{Provider: ephemeral.Native, Environ: environ, Migrate: migs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ephemeral.Stop(ctx, inst)
+			if inst.MigratedFromCache != tc.wantCache || inst.Migrations != 2 {
+				t.Errorf("MigratedFromCache = %v, Migrations = %d; want %v, 2", inst.MigratedFromCache, inst.Migrations, tc.wantCache)
+			}
+			conn, err := pgx.Connect(ctx, inst.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close(ctx)
+			var name string
+			var ledger int
+			if err := conn.QueryRow(ctx, "select (select name from users where id = 1), (select count(*) from poststack.schema_migrations)").Scan(&name, &ledger); err != nil {
+				t.Fatal(err)
+			}
+			if name != tc.wantName || ledger != 2 {
+				t.Errorf("users row %q, ledger rows %d; want %q, 2", name, ledger, tc.wantName)
+			}
+		})
+	}
+}

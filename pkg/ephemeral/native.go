@@ -2,15 +2,33 @@ package ephemeral
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 
+	"github.com/poststack/poststack/pkg/migrate"
 	"github.com/poststack/poststack/pkg/pgnative"
 )
 
 // startNative runs a pgnative server: a cached initialised data directory copied into /dev/shm
-// (or $TMPDIR), durability off, 127.0.0.1 only.
-func startNative(ctx context.Context, inst *Instance, o Options, getenv func(string) string, logf func(string, ...any)) error {
+// (or $TMPDIR), durability off, 127.0.0.1 only. With migrations, the cache also keeps the
+// migrated data directory of each migration set (pgnative.WithSeed), so that a later start
+// with the same set copies it instead of applying every migration again; Start's ordinary Up
+// then finds nothing pending and only verifies the ledger and checksums.
+func startNative(ctx context.Context, inst *Instance, o Options, migs []*migrate.Migration, getenv func(string) string, logf func(string, ...any)) error {
 	opts := []pgnative.Option{pgnative.WithGetenv(getenv)}
+	seeded := 0
+	if len(migs) > 0 {
+		key, err := migrationSetKey(migs, migrate.DefaultSchema, migrate.DefaultTable)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, pgnative.WithSeed(key, func(ctx context.Context, dsn string) error {
+			n, err := applyMigrations(ctx, dsn, migs)
+			seeded = n
+			return err
+		}))
+	}
 	if o.Port != 0 {
 		opts = append(opts, pgnative.WithPort(o.Port))
 	}
@@ -24,12 +42,41 @@ func startNative(ctx context.Context, inst *Instance, o Options, getenv func(str
 	inst.srv = srv
 	inst.URL, inst.Port = srv.URL(), srv.Port()
 	inst.Dir, inst.PID = srv.Dir(), srv.PID()
-	if srv.Cached() {
+	switch {
+	case srv.Seeded():
+		// The entry's key covers exactly this set: every migration came with the copy.
+		inst.Migrations = len(migs)
+		inst.MigratedFromCache = true
+		logf("native PostgreSQL %s: migrated data directory copied from the cache", srv.Version())
+	case srv.Cached():
+		inst.Migrations = seeded
 		logf("native PostgreSQL %s: data directory copied from the cache", srv.Version())
-	} else {
+	default:
+		inst.Migrations = seeded
 		logf("native PostgreSQL %s: initdb (cached for next time)", srv.Version())
 	}
 	return nil
+}
+
+// migrationSetKey names a migration set by what ends up in a migrated data directory: each
+// file's version, name and checksum, the rollback SQL the ledger stores, and where the ledger
+// lives (as pkg/pgtest names its templates).
+func migrationSetKey(migs []*migrate.Migration, schema, table string) (string, error) {
+	h := sha256.New()
+	fmt.Fprintf(h, "ephemeral migrations 1\nledger %q %q\n", schema, table)
+	for _, m := range migs {
+		fmt.Fprintf(h, "%d %q %s", m.Version, m.Name, m.Checksum)
+		if m.Down != nil {
+			text, err := m.Down.Text()
+			if err != nil {
+				return "", fmt.Errorf("ephemeral: read %s: %w", m.Down.File, err)
+			}
+			sum := sha256.Sum256([]byte(text))
+			fmt.Fprintf(h, " down %x", sum)
+		}
+		h.Write([]byte{'\n'})
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // stopNative stops a server of this process directly, and any other through its directory.

@@ -241,3 +241,44 @@ func TestTakenPortIsRetried(t *testing.T) {
 		t.Errorf("picked %v, server on %d: want a retry away from %d", picked, srv.Port(), busyPort)
 	}
 }
+
+func TestEvictSeededKeepsTheMostRecentlyUsed(t *testing.T) {
+	root := t.TempDir()
+	base := cacheEntry{dir: filepath.Join(root, "pg-base")}
+	other := cacheEntry{dir: filepath.Join(root, "pg-other")}
+	now := time.Now()
+	var entries []cacheEntry
+	for i := range 11 {
+		e := seededEntry(base, strconv.Itoa(i))
+		if err := os.MkdirAll(e.dataDir(), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		// Entry i was used i minutes ago.
+		old := now.Add(-time.Duration(i) * time.Minute)
+		if err := os.Chtimes(e.dir, old, old); err != nil {
+			t.Fatal(err)
+		}
+		entries = append(entries, e)
+	}
+	foreign := seededEntry(other, "x")
+	if err := os.MkdirAll(foreign.dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	old := now.Add(-time.Hour)
+	_ = os.Chtimes(foreign.dir, old, old)
+
+	evictSeeded(entries[0], 8, func(m string, a ...any) { t.Log(append([]any{m}, a...)...) })
+	for i, e := range entries {
+		_, err := os.Stat(e.dir)
+		if kept := err == nil; kept != (i < 8) {
+			t.Errorf("entry used %d minutes ago: kept = %v, want %v", i, kept, i < 8)
+		}
+	}
+	if _, err := os.Stat(foreign.dir); err != nil {
+		t.Errorf("another base's entry was evicted: %v", err)
+	}
+	left, _ := filepath.Glob(filepath.Join(root, stagingPrefix+"*"))
+	if len(left) != 0 {
+		t.Errorf("eviction left %v", left)
+	}
+}

@@ -30,6 +30,7 @@ type config struct {
 	getenv    func(string) string
 	pickPort  func() (int, error) // freePort; tests replace it to force a taken port
 	detach    bool
+	seed      *seed // WithSeed; nil = none
 }
 
 func newConfig(opts []Option) (*config, error) {
