@@ -304,8 +304,9 @@ func TestNativeMigratedCache(t *testing.T) {
 		wantCache bool
 		wantName  string
 	}{
-		{"first start applies", nil, false, "ada"},
-		{"second start copies", nil, true, "ada"},
+		{"cold start applies", nil, false, "ada"},
+		{"start from the base entry applies and keeps the result", nil, false, "ada"},
+		{"third start copies", nil, true, "ada"},
 		{"changed migration applies again", changed, false, "grace"},
 		{"and is cached in turn", nil, true, "grace"},
 	}

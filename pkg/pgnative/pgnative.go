@@ -221,6 +221,11 @@ func Start(ctx context.Context, opts ...Option) (_ *Server, err error) {
 		return nil, err
 	}
 	if cfg.seed != nil && !s.seeded {
+		if !s.cacheHit {
+			// A cold start (initdb) stays as fast as it can be: keeping the seeded entry costs a
+			// stop, a copy and a restart. The next start, from the base entry, keeps it.
+			seeded = nil
+		}
 		if conn, err = s.seedAndStore(ctx, cfg, seeded, confSize, conn); err != nil {
 			return nil, err
 		}

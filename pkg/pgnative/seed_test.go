@@ -38,11 +38,12 @@ func TestSeededCache(t *testing.T) {
 		wantSeeded bool
 		wantCalls  int32
 	}{
-		{"first use seeds and stores", "alpha", false, 1},
-		{"same key copies the entry", "alpha", true, 1},
-		{"again", "alpha", true, 1},
-		{"another key seeds again", "beta", false, 2},
-		{"which is cached too", "beta", true, 2},
+		{"cold start seeds, stores only the base entry", "alpha", false, 1},
+		{"from the base entry seeds and stores", "alpha", false, 2},
+		{"same key copies the entry", "alpha", true, 2},
+		{"again", "alpha", true, 2},
+		{"another key seeds again", "beta", false, 3},
+		{"which is cached too", "beta", true, 3},
 	}
 	var prevPassword string
 	for _, tc := range tests {
