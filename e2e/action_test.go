@@ -31,6 +31,8 @@ func TestActionUnderAct(t *testing.T) {
 		"Success - Main ps-subst --version",
 		"Success - Main The pod was rendered with the values",
 		"Success - Main The failure was reported, not hidden",
+		"Success - Main The database-url output reaches the migrated server",
+		"Success - Main Stop the throwaway Postgres",
 		"Job succeeded",
 	} {
 		if !strings.Contains(out, want) {
