@@ -5,7 +5,6 @@ go 1.26.8
 require (
 	github.com/compose-spec/compose-go/v2 v2.16.2
 	github.com/jackc/pgx/v5 v5.12.0
-	github.com/moby/moby/api v1.56.1
 	github.com/moby/patternmatcher v0.6.1
 	github.com/peterbourgon/ff/v3 v3.4.0
 	github.com/sethvargo/go-githubactions v1.3.0
@@ -15,6 +14,8 @@ require (
 	golang.org/x/term v0.48.0
 	gopkg.in/yaml.v3 v3.0.1
 )
+
+require github.com/moby/moby/api v1.56.1 // indirect
 
 require (
 	dario.cat/mergo v1.0.2 // indirect

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/testcontainers/testcontainers-go"
+	tcpostgres "github.com/testcontainers/testcontainers-go/modules/postgres"
+
+	"github.com/poststack/poststack/pkg/ephemeral"
 	"github.com/poststack/poststack/pkg/testenv"
 )
 
@@ -360,7 +367,6 @@ func TestEphemeralContainer(t *testing.T) {
 			builtinImagesBuilt(t, engine)
 			ctx := testContext(t, 5*time.Minute)
 			e := newEphemeralEnv(t, "DOCKER_HOST="+host)
-			volumesBefore := lines(t, ctx, cli, "volume", "ls", "-q")
 			containersBefore := ephemeralContainers(t, ctx, cli)
 
 			out := e.mustRun(ctx, t, "up", "--provider", "container", "--json", "--migrate", writeMigrations(t, 2, 1, 0))
@@ -374,12 +380,21 @@ func TestEphemeralContainer(t *testing.T) {
 			if l := e.list(ctx, t); len(l) != 1 || l[0].ID != inst.ID {
 				t.Errorf("list = %+v", l)
 			}
+			// Only this container's volumes are ours to assert on: other tests create and
+			// remove anonymous volumes at the same time. PGDATA is a tmpfs, so the image's
+			// VOLUME must not have made one.
+			vols := containerVolumes(t, ctx, cli, inst.Container)
+			if len(vols) > 0 {
+				t.Errorf("container %s has volumes %v; want PGDATA on a tmpfs and no volume", inst.Container, vols)
+			}
 			e.mustRun(ctx, t, "down", inst.ID)
 			if got := ephemeralContainers(t, ctx, cli); !slices.Equal(got, containersBefore) {
 				t.Errorf("containers after down: %v, before: %v", got, containersBefore)
 			}
-			if extra := newVolumes(t, ctx, cli, volumesBefore); len(extra) > 0 {
-				t.Errorf("new volumes: %v", extra)
+			for _, v := range vols {
+				if _, err := run(ctx, "", nil, cli, "volume", "inspect", v); err == nil {
+					t.Errorf("volume %s of %s survived down", v, inst.Container)
+				}
 			}
 			e.assertNothingLeft(t)
 
@@ -395,23 +410,15 @@ func TestEphemeralContainer(t *testing.T) {
 					time.Sleep(200 * time.Millisecond)
 				}
 			}
-			if extra := newVolumes(t, ctx, cli, volumesBefore); len(extra) > 0 {
-				t.Errorf("new volumes: %v", extra)
-			}
 		})
 	}
 }
 
-// newVolumes lists anonymous volumes (64 hex digits, what PGDATA's VOLUME would leave) that did
-// not exist before; named ones belong to other tests running at the same time.
-func newVolumes(t *testing.T, ctx context.Context, cli string, before []string) []string {
-	var extra []string
-	for _, v := range lines(t, ctx, cli, "volume", "ls", "-q") {
-		if len(v) == 64 && strings.Trim(v, "0123456789abcdef") == "" && !slices.Contains(before, v) {
-			extra = append(extra, v)
-		}
-	}
-	return extra
+// containerVolumes lists the volumes mounted in a container (named or anonymous), sorted.
+func containerVolumes(t *testing.T, ctx context.Context, cli, container string) []string {
+	t.Helper()
+	return lines(t, ctx, cli, "container", "inspect", container, "--format",
+		`{{range .Mounts}}{{if eq .Type "volume"}}{{.Name}}{{"\n"}}{{end}}{{end}}`)
 }
 
 func ephemeralContainers(t *testing.T, ctx context.Context, cli string) []string {
@@ -429,4 +436,132 @@ func lines(t *testing.T, ctx context.Context, name string, args ...string) []str
 	}
 	slices.Sort(l)
 	return l
+}
+
+// TestEphemeralContainerOracle holds the container provider, which drives the engine's CLI, to
+// testcontainers-go's postgres module on the same image and engine: a client must see the same
+// server from both (login, version, user and database, settings, refusals).
+func TestEphemeralContainerOracle(t *testing.T) {
+	perEngineChild(t, "TestEphemeralContainerOracle", ephemeralOracle)
+}
+
+func ephemeralOracle(t *testing.T, image, host string) {
+	ctx := testContext(t, 2*time.Minute)
+	engineName := testenv.EngineDocker
+	if strings.Contains(host, "podman") {
+		engineName = testenv.EnginePodman
+	}
+
+	began := time.Now()
+	inst, err := ephemeral.Start(ctx, ephemeral.Options{
+		Provider: ephemeral.Container,
+		Engine:   engineName,
+		Image:    image,
+		Environ:  os.Environ(),
+	})
+	if err != nil {
+		t.Fatalf("ephemeral.Start on %s: %v", engineName, err)
+	}
+	t.Cleanup(func() {
+		if err := ephemeral.Stop(context.Background(), inst); err != nil {
+			t.Errorf("ephemeral.Stop: %v", err)
+		}
+	})
+	ours := time.Since(began)
+	if inst.Engine != engineName || inst.Image != image {
+		t.Errorf("instance on %s from %s, want %s from %s", inst.Engine, inst.Image, engineName, image)
+	}
+
+	// What our provider gives (user and database postgres, fsync off), asked of the module.
+	pw := passwordOf(t, inst.URL)
+	began = time.Now()
+	ctr, err := tcpostgres.Run(ctx, image,
+		tcpostgres.WithUsername("postgres"),
+		tcpostgres.WithPassword(pw),
+		tcpostgres.WithDatabase("postgres"),
+		tcpostgres.BasicWaitStrategies(),
+		testcontainers.WithName("pse-oracle-"+randomHex(t, 4)),
+		testcontainers.WithLabels(map[string]string{"io.poststack.test": "e2e"}),
+	)
+	testcontainers.CleanupContainer(t, ctr)
+	if err != nil {
+		t.Fatalf("testcontainers postgres.Run(%s): %v", image, err)
+	}
+	theirs := time.Since(began)
+	tcURL, err := ctr.ConnectionString(ctx, "sslmode=disable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s: ephemeral.Start %v, testcontainers postgres.Run %v", engineName, ours.Round(time.Millisecond), theirs.Round(time.Millisecond))
+
+	const probe = `select current_user, current_database(), current_setting('server_version'),
+		current_setting('server_encoding'), current_setting('fsync'),
+		current_setting('password_encryption'),
+		(select rolsuper from pg_roles where rolname = current_user)::text,
+		(select string_agg(datname, ',' order by datname) from pg_database),
+		(select string_agg(rolname, ',' order by rolname) from pg_roles where rolname !~ '^pg_')`
+	describe := func(dbURL string) []string {
+		t.Helper()
+		conn, err := pgx.Connect(ctx, dbURL)
+		if err != nil {
+			t.Fatalf("connect %s: %v", redactPassword(dbURL), err)
+		}
+		defer conn.Close(ctx)
+		vals := make([]string, 9)
+		ptrs := make([]any, len(vals))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := conn.QueryRow(ctx, probe).Scan(ptrs...); err != nil {
+			t.Fatalf("probe: %v", err)
+		}
+		return vals
+	}
+	got, want := describe(inst.URL), describe(tcURL)
+	if !slices.Equal(got, want) {
+		t.Errorf("the server differs for a client:\nephemeral:      %q\ntestcontainers: %q", got, want)
+	}
+
+	// Refusals: a wrong password, a database that does not exist, both with the same SQLSTATE.
+	refusal := func(dbURL string, edit func(*url.URL)) string {
+		t.Helper()
+		u, err := url.Parse(dbURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		edit(u)
+		conn, err := pgx.Connect(ctx, u.String())
+		if err == nil {
+			conn.Close(ctx)
+			return "accepted"
+		}
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) {
+			return "error without SQLSTATE: " + err.Error()
+		}
+		return pgErr.Code
+	}
+	for _, c := range []struct {
+		name string
+		edit func(*url.URL)
+		want string
+	}{
+		{"wrong password", func(u *url.URL) { u.User = url.UserPassword("postgres", "wrong") }, "28P01"},
+		{"unknown user", func(u *url.URL) { u.User = url.UserPassword("nobody", pw) }, "28P01"},
+		{"unknown database", func(u *url.URL) { u.Path = "/nope" }, "3D000"},
+	} {
+		ourCode, theirCode := refusal(inst.URL, c.edit), refusal(tcURL, c.edit)
+		if ourCode != c.want || theirCode != c.want {
+			t.Errorf("%s: ephemeral %s, testcontainers %s; want %s on both", c.name, ourCode, theirCode, c.want)
+		}
+	}
+}
+
+// redactPassword hides a URL's password in test messages.
+func redactPassword(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	return u.Redacted()
 }

@@ -115,7 +115,8 @@ func run(psEnv string, runs, crun int, engines, image string) error {
 		if eng == "podman" {
 			host = "unix:///run/podman/podman.sock"
 		}
-		env := append(base, "DOCKER_HOST="+host)
+		// The provider drives the engine's CLI; DOCKER_HOST is kept for docker's.
+		env := append(slices.Clip(base), "DOCKER_HOST="+host, "POSTSTACK_CONTAINER_RUNTIME="+eng)
 		c := median(crun, func(int) (time.Duration, error) {
 			return upDown(env, psEnv, "up", "--provider", "container", "--image", image)
 		})

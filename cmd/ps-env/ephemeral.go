@@ -27,8 +27,9 @@ Providers:
   native     the host's initdb and postgres (a cached initialised data
              directory is copied, fsync is off, data lives in /dev/shm);
              the default when the PostgreSQL server binaries are installed
-  container  testcontainers-go with --image on docker or podman (DOCKER_HOST,
-             e.g. unix:///run/podman/podman.sock); PGDATA on a tmpfs
+  container  --image (any official-compatible postgres image, default
+             poststack/postgres:latest from ps-build) run with podman or docker
+             (--container-runtime, else detected); PGDATA on a tmpfs
 
 Servers listen on 127.0.0.1 only; the superuser postgres gets a random
 password, carried by the printed URL. Started servers are recorded in
@@ -103,6 +104,7 @@ it had started and exits 130.`,
 				return err
 			}
 			o.StateDir, o.Detach, o.Environ = dir, true, t.app.Env.Environ
+			o.Engine = t.app.Globals.ContainerRuntime
 			o.Logf = func(format string, args ...any) { t.app.Logger.Info(fmt.Sprintf(format, args...)) }
 			inst, err := ephemeral.Start(ctx, o)
 			if err != nil {

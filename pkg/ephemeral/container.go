@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
@@ -13,13 +12,16 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/api/types/network"
-	"github.com/testcontainers/testcontainers-go"
-	tcpostgres "github.com/testcontainers/testcontainers-go/modules/postgres"
 
 	"github.com/poststack/poststack/pkg/engine"
 )
+
+// The container provider drives the engine's CLI through pkg/engine rather than
+// testcontainers-go: testcontainers' package initialisation scanned every process of the host
+// at the start-up of every ps-env run (~40 ms, even for --version), and its path through
+// podman's Docker API took 3.8 s where `podman run` and a first login take 2.4 s. The e2e
+// oracle test (TestEphemeralContainerOracle) checks that a client sees the same server from
+// both.
 
 const (
 	// containerPrefix names every ephemeral container, so that a person can tell them apart.
@@ -30,45 +32,40 @@ const (
 	pgdata = "/var/lib/postgresql/data"
 	// containerReadyTimeout bounds the wait for the server in a started container.
 	containerReadyTimeout = 60 * time.Second
+	// containerStopTimeout is the grace the engine gives the server on a plain stop: the data
+	// is thrown away, so there is nothing to flush.
+	containerStopTimeout = time.Second
+	// runtimeVariable names the engine, as everywhere in poststack.
+	runtimeVariable = "POSTSTACK_CONTAINER_RUNTIME"
+	// portAttempts bounds retries when the free port picked for the container was taken by
+	// someone else before the engine bound it.
+	portAttempts = 3
+	// deathCheckAfter is when readiness polling starts asking the engine whether the container
+	// still runs, so that a server that exited fails at once instead of after the timeout; not
+	// earlier, because the CLI calls compete with the start-up for the CPU.
+	deathCheckAfter = 3 * time.Second
+	// logTail is how many lines of the container's log a failed start reports.
+	logTail = 20
 )
 
-// tcVariables are the process environment variables testcontainers-go reads, once per process.
-var tcVariables = []string{"DOCKER_HOST", "TESTCONTAINERS_RYUK_DISABLED", "TESTCONTAINERS_HOST_OVERRIDE"}
-
-// tcDefaults are right for the local engines poststack uses: the reaper image cannot be pulled
-// offline, and the engine runs on this host (testcontainers would otherwise take the default
-// gateway for the host on machines with a /.dockerenv).
-func tcDefaults() map[string]string {
-	return map[string]string{
-		"TESTCONTAINERS_RYUK_DISABLED": "true",
-		"TESTCONTAINERS_HOST_OVERRIDE": "localhost",
-	}
-}
-
-// prepareTestcontainers puts environ's engine settings into the process environment, the only
-// place testcontainers-go reads them, and only once per process (it caches the endpoint). A
-// process therefore talks to one engine: asking for another one later is an error rather than
-// a container started on the wrong engine.
-func prepareTestcontainers(environ []string) (dockerHost string, err error) {
+// resolveEngine names the engine: the option, else POSTSTACK_CONTAINER_RUNTIME, else the one
+// DOCKER_HOST points at (podman's Docker-API socket has "podman" in its path), else the one
+// installed (podman first).
+func resolveEngine(name string, environ []string) (*engine.Engine, error) {
 	getenv := getenvOf(environ)
-	defaults := tcDefaults()
-	for _, name := range tcVariables {
-		want := getenv(name)
-		if want == "" {
-			want = defaults[name]
-		}
-		have, set := os.LookupEnv(name)
-		switch {
-		case want == "" || (set && have == want):
-		case !set || have == "":
-			if err := os.Setenv(name, want); err != nil {
-				return "", fmt.Errorf("ephemeral: set %s: %w", name, err)
-			}
-		case name == "DOCKER_HOST":
-			return "", fmt.Errorf("ephemeral: container provider: this process already uses DOCKER_HOST=%s, and testcontainers-go talks to one engine per process; start %s from another process", have, want)
+	if name == "" {
+		name = getenv(runtimeVariable)
+	}
+	if name == "" {
+		if host := getenv("DOCKER_HOST"); host != "" {
+			name = engineOf(host)
 		}
 	}
-	return os.Getenv("DOCKER_HOST"), nil
+	e, err := engine.Detect(name, engine.WithEnviron(environ))
+	if err != nil {
+		return nil, fmt.Errorf("ephemeral: container provider: %w", err)
+	}
+	return e, nil
 }
 
 // engineOf names the engine behind a DOCKER_HOST.
@@ -79,30 +76,32 @@ func engineOf(dockerHost string) string {
 	return engine.Docker
 }
 
-// imageRef qualifies a short name for podman's Docker API, which resolves short names against
-// registries rather than local images: a locally built poststack/postgres is
-// localhost/poststack/postgres there.
-func imageRef(image, engineName string) string {
-	if engineName != engine.Podman {
-		return image
+// containerRunOptions is the container of an instance: the official image contract's
+// variables, PGDATA on a tmpfs (no anonymous volume to leave behind, and initdb does not wait
+// for a disk), durability off, 5432 published on 127.0.0.1 only.
+func containerRunOptions(inst *Instance, image, password string, port int) engine.RunOptions {
+	return engine.RunOptions{
+		Name:  inst.Container,
+		Image: image,
+		Cmd:   []string{"postgres", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"},
+		Env: []string{
+			"POSTGRES_USER=postgres",
+			"POSTGRES_PASSWORD=" + password,
+			"POSTGRES_DB=postgres",
+			"POSTGRES_INITDB_ARGS=--no-sync",
+		},
+		Labels:      map[string]string{labelID: inst.ID},
+		Ports:       []engine.PortMapping{{HostIP: "127.0.0.1", HostPort: port, ContainerPort: 5432}},
+		StopTimeout: containerStopTimeout,
+		ExtraArgs:   []string{"--tmpfs", pgdata + ":rw"},
 	}
-	first, _, ok := strings.Cut(image, "/")
-	if ok && (strings.ContainsAny(first, ".:") || first == "localhost") {
-		return image
-	}
-	return "localhost/" + image
 }
 
-// tcLogger sends testcontainers' messages to the progress hook.
-type tcLogger func(string, ...any)
-
-func (l tcLogger) Printf(format string, args ...any) { l(strings.TrimSpace(format), args...) }
-
-// startContainer runs the image with testcontainers-go's postgres module: a random password,
-// 5432 published on 127.0.0.1 only, PGDATA on a tmpfs (no anonymous volume to leave behind,
-// and initdb does not wait for a disk) and durability off.
+// startContainer runs the image on the engine with a random password and waits for a real
+// login. The CLI resolves short names itself (podman finds a local poststack/postgres under
+// localhost/), so the image is passed as given.
 func startContainer(ctx context.Context, inst *Instance, o Options, environ []string, logf func(string, ...any)) error {
-	host, err := prepareTestcontainers(environ)
+	e, err := resolveEngine(o.Engine, environ)
 	if err != nil {
 		return err
 	}
@@ -114,44 +113,37 @@ func startContainer(ctx context.Context, inst *Instance, o Options, environ []st
 	if image == "" {
 		image = DefaultImage
 	}
-	inst.Engine, inst.DockerHost = engineOf(host), host
-	inst.Image = imageRef(image, inst.Engine)
+	inst.Engine, inst.Image = e.Name(), image
+	if e.Name() == engine.Docker {
+		inst.DockerHost = getenvOf(environ)("DOCKER_HOST")
+	}
 	// The name is set before anything is created, so that cleanup after a cancelled Start can
 	// remove a container whose creation was still in flight.
 	inst.Container = containerPrefix + inst.ID
-	hostPort := ""
-	if o.Port != 0 {
-		hostPort = strconv.Itoa(o.Port)
-	}
 	logf("starting container %s from %s on %s", inst.Container, inst.Image, inst.Engine)
-	ctr, err := tcpostgres.Run(ctx, inst.Image,
-		testcontainers.WithLogger(tcLogger(logf)),
-		testcontainers.WithName(inst.Container),
-		testcontainers.WithLabels(map[string]string{labelID: inst.ID}),
-		tcpostgres.WithUsername("postgres"),
-		tcpostgres.WithPassword(password),
-		tcpostgres.WithDatabase("postgres"),
-		testcontainers.WithEnv(map[string]string{"POSTGRES_INITDB_ARGS": "--no-sync"}),
-		testcontainers.WithCmd("postgres", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"),
-		testcontainers.WithTmpfs(map[string]string{pgdata: "rw"}),
-		testcontainers.WithHostConfigModifier(func(hc *container.HostConfig) {
-			hc.PortBindings = network.PortMap{
-				network.MustParsePort("5432/tcp"): {{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: hostPort}},
+	inst.runPending = true
+	for attempt := 1; ; attempt++ {
+		// Picking the port here saves asking the engine for it afterwards (one more CLI run).
+		port := o.Port
+		if port == 0 {
+			if port, err = freePort(); err != nil {
+				return err
 			}
-		}),
-	)
-	if ctr != nil {
-		inst.ctr = ctr
-		inst.ContainerID = ctr.GetContainerID()
+		}
+		id, err := e.Run(ctx, containerRunOptions(inst, image, password, port))
+		if err == nil {
+			inst.ContainerID, inst.Port, inst.runPending = id, port, false
+			break
+		}
+		if o.Port != 0 || attempt == portAttempts || !portTaken(err) || ctx.Err() != nil {
+			return fmt.Errorf("ephemeral: container from %s on %s: %w", inst.Image, inst.Engine, err)
+		}
+		logf("port %d was taken meanwhile; trying another one", port)
+		// The failed run may have created the container: its name must be free again.
+		if err := e.Remove(ctx, inst.Container, true, true); err != nil {
+			return fmt.Errorf("ephemeral: container %s: %w", inst.Container, err)
+		}
 	}
-	if err != nil {
-		return fmt.Errorf("ephemeral: container from %s on %s: %w", inst.Image, inst.Engine, err)
-	}
-	port, err := ctr.MappedPort(ctx, "5432/tcp")
-	if err != nil {
-		return fmt.Errorf("ephemeral: container %s: published port: %w", inst.Container, err)
-	}
-	inst.Port = int(port.Num())
 	inst.URL = (&url.URL{
 		Scheme:   "postgres",
 		User:     url.UserPassword("postgres", password),
@@ -159,14 +151,60 @@ func startContainer(ctx context.Context, inst *Instance, o Options, environ []st
 		Path:     "/postgres",
 		RawQuery: "sslmode=disable",
 	}).String()
-	return waitAccepting(ctx, inst.URL)
+	return waitAccepting(ctx, inst.URL, func(ctx context.Context) error { return containerFailed(ctx, e, inst.Container) })
+}
+
+// freePort asks the kernel for a free port on 127.0.0.1. Another process may take it before
+// the engine binds it; startContainer then tries again.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("ephemeral: free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// portTaken recognises the engines' complaint about a host port in use.
+func portTaken(err error) bool {
+	var ce *engine.CommandError
+	if !errors.As(err, &ce) {
+		return false
+	}
+	s := strings.ToLower(ce.Stderr)
+	return strings.Contains(s, "address already in use") || strings.Contains(s, "port is already allocated")
+}
+
+// containerFailed returns an error with the container's last log lines when it no longer
+// runs, nil while it does.
+func containerFailed(ctx context.Context, e *engine.Engine, name string) error {
+	c, err := e.InspectContainer(ctx, name)
+	if errors.Is(err, engine.ErrNotFound) {
+		return fmt.Errorf("ephemeral: container %s disappeared", name)
+	}
+	if err != nil || c.Running {
+		// An engine that cannot answer now does not make the server fail; the timeout still
+		// bounds the wait.
+		return nil
+	}
+	return fmt.Errorf("ephemeral: container %s exited with code %d%s", name, c.ExitCode, logLines(ctx, e, name))
+}
+
+// logLines formats the container's last log lines for an error message ("" if there are none).
+func logLines(ctx context.Context, e *engine.Engine, name string) string {
+	logs, err := e.Logs(context.WithoutCancel(ctx), name, logTail)
+	if err != nil || strings.TrimSpace(logs) == "" {
+		return ""
+	}
+	return "; its last log lines:\n" + strings.TrimRight(logs, "\n")
 }
 
 // waitAccepting polls with real logins: a published port accepts TCP before the server runs,
 // and the image's initialisation server listens on its unix socket only, so the first
-// successful password login is the final server.
-func waitAccepting(ctx context.Context, dsn string) error {
-	ctx, cancel := context.WithTimeout(ctx, containerReadyTimeout)
+// successful password login is the final server. From deathCheckAfter on, failed (when not
+// nil) is asked once a second whether waiting is still worth it.
+func waitAccepting(ctx context.Context, dsn string, failed func(context.Context) error) error {
+	wctx, cancel := context.WithTimeout(ctx, containerReadyTimeout)
 	defer cancel()
 	cfg, err := pgconn.ParseConfig(dsn)
 	if err != nil {
@@ -175,47 +213,47 @@ func waitAccepting(ctx context.Context, dsn string) error {
 	cfg.ConnectTimeout = 2 * time.Second
 	tick := time.NewTicker(25 * time.Millisecond)
 	defer tick.Stop()
+	began, lastCheck := time.Now(), time.Time{}
 	for {
-		conn, err := pgconn.ConnectConfig(ctx, cfg)
+		conn, err := pgconn.ConnectConfig(wctx, cfg)
 		if err == nil {
-			return conn.Close(ctx)
+			return conn.Close(wctx)
+		}
+		if failed != nil && time.Since(began) >= deathCheckAfter && time.Since(lastCheck) >= time.Second {
+			lastCheck = time.Now()
+			if ferr := failed(wctx); ferr != nil {
+				return ferr
+			}
 		}
 		select {
-		case <-ctx.Done():
-			return fmt.Errorf("ephemeral: waiting for the container's server: %w (last error: %w)", context.Cause(ctx), err)
+		case <-wctx.Done():
+			// Our own deadline is context.DeadlineExceeded, which exitcode maps to 4.
+			return fmt.Errorf("ephemeral: waiting for the container's server: %w (last error: %w)", context.Cause(wctx), err)
 		case <-tick.C:
 		}
 	}
 }
 
-// stopContainer removes the container and its volumes: through testcontainers when this
-// process started it, else (and as a fallback) through the engine's CLI by name, which also
-// catches a container whose creation a cancelled Start did not see finish.
+// stopContainer removes the container and its anonymous volumes through the engine's CLI, by
+// name, which also catches a container whose creation a cancelled Start did not see finish.
 func stopContainer(ctx context.Context, inst *Instance) error {
-	var errs []error
-	if inst.ctr != nil {
-		if err := inst.ctr.Terminate(ctx); err == nil {
-			return nil
-		} else {
-			errs = append(errs, err)
-		}
-	}
 	name := inst.Container
 	if name == "" {
 		name = inst.ContainerID
 	}
 	if name == "" {
-		return errors.Join(errs...)
+		return nil
 	}
 	e, err := engineFor(inst)
 	if err != nil {
-		return errors.Join(append(errs, err)...)
+		return err
 	}
 	if err := e.Remove(ctx, name, true, true); err != nil {
-		return errors.Join(append(errs, err)...)
+		return err
 	}
-	if inst.ctr == nil && !inst.Detached {
-		// Start was cancelled: a create request the engine received may still complete.
+	if inst.runPending {
+		// Start was cancelled during `run`: the engine may still complete a create request it
+		// received after the CLI had gone.
 		time.Sleep(300 * time.Millisecond)
 		if err := e.Remove(ctx, name, true, true); err != nil {
 			return err
@@ -224,8 +262,7 @@ func stopContainer(ctx context.Context, inst *Instance) error {
 	return nil
 }
 
-// engineFor drives the instance's engine through its CLI: podman's CLI works on the same
-// storage as its socket; docker's follows DOCKER_HOST.
+// engineFor drives the instance's engine; docker's CLI follows the recorded DOCKER_HOST.
 func engineFor(inst *Instance) (*engine.Engine, error) {
 	environ := inst.environ
 	if environ == nil {

@@ -1,6 +1,6 @@
 // Package ephemeral starts throwaway PostgreSQL servers for CI jobs and tests, with one of two
 // providers behind one API: native (the host's initdb and postgres, through pkg/pgnative) and
-// container (testcontainers-go's postgres module on docker or podman). A server may be migrated
+// container (an official-compatible postgres image on podman or docker, through pkg/engine). A server may be migrated
 // (pkg/migrate) before Start returns, and may outlive the process that started it (Detach), in
 // which case it is recorded in a state directory so that List, Load and Stop find it later.
 package ephemeral
@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/testcontainers/testcontainers-go"
 
 	"github.com/poststack/poststack/pkg/exitcode"
 	"github.com/poststack/poststack/pkg/migrate"
@@ -41,6 +40,7 @@ const cleanupTimeout = 30 * time.Second
 type Options struct {
 	Provider string                           // "" = native when the host's PostgreSQL binaries exist, else container
 	Image    string                           // container provider; default DefaultImage
+	Engine   string                           // container provider: "podman" or "docker"; "" = POSTSTACK_CONTAINER_RUNTIME, else the engine DOCKER_HOST points at, else the installed one (podman first)
 	Port     int                              // 0 = a free port
 	Migrate  string                           // directory of migrations to apply (pkg/migrate) before returning; "" = none
 	Detach   bool                             // keep running after this process exits (the CLI's up); false = tied to the process (tests)
@@ -76,10 +76,12 @@ type Instance struct {
 	Engine      string `json:"engine,omitempty"`
 	DockerHost  string `json:"docker_host,omitempty"`
 
-	srv      *pgnative.Server         // native, started by this process
-	ctr      testcontainers.Container // container, started by this process
-	environ  []string
-	stateDir string // where the record lives; "" when not recorded
+	srv *pgnative.Server // native, started by this process
+	// runPending is set while this process's `run` of the container has not returned: a
+	// cancelled run may still leave a container behind, which cleanup must wait for.
+	runPending bool
+	environ    []string
+	stateDir   string // where the record lives; "" when not recorded
 }
 
 // ErrNotFound means no recorded instance has the ID given to Load.
