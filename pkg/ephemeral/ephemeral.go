@@ -129,7 +129,7 @@ func Start(ctx context.Context, o Options) (_ *Instance, err error) {
 	inst := &Instance{
 		ID:       id,
 		Provider: provider,
-		Created:  time.Now().UTC().Truncate(time.Second),
+		Created:  time.Now().UTC(), // full precision: List orders by it, and starts take well under a second
 		Detached: o.Detach,
 		environ:  environ,
 	}
