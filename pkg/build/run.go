@@ -1,7 +1,6 @@
 package build
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -32,10 +31,6 @@ const (
 	PullAlways  = "always"
 	PullNever   = "never"
 )
-
-// TailLines is how many lines of a failed build's output are kept for the
-// error report.
-const TailLines = 30
 
 // Options tune Run. The zero value builds one image per CPU at a time,
 // with the engine's cache, pulling missing base images, without log files.
@@ -85,7 +80,7 @@ type Event struct {
 	State   State
 	Elapsed time.Duration // time since the image started, for an end
 	Log     string        // path of the build log, "" without LogDir
-	Tail    []string      // last TailLines output lines, for Failed
+	Tail    []string      // the last lines of the output, for Failed (engine.CommandError.Stderr)
 	Err     error
 }
 
@@ -301,8 +296,7 @@ func (r *runner) build(ctx context.Context, i int, started time.Time) (out outco
 			return out
 		}
 	}
-	tail := &tailWriter{max: TailLines}
-	var w io.Writer = tail
+	var w io.Writer = io.Discard
 	if r.o.LogDir != "" {
 		f, path, err := r.openLog(im, started)
 		if err != nil {
@@ -315,9 +309,8 @@ func (r *runner) build(ctx context.Context, i int, started time.Time) (out outco
 				out.err = fmt.Errorf("write build log: %w", err)
 			}
 		}()
-		w = io.MultiWriter(f, tail)
+		w = f
 	}
-	defer func() { out.tail = tail.Lines() }()
 
 	bo := engine.BuildOptions{
 		ContextDir: im.Context,
@@ -352,7 +345,11 @@ func (r *runner) build(ctx context.Context, i int, started time.Time) (out outco
 	if err != nil {
 		var ce *engine.CommandError
 		if errors.As(err, &ce) {
-			// The tail is shown separately; keep the message one line.
+			// The engine keeps the last lines of a failed build's output; they are
+			// shown separately, so the message stays one line.
+			if ce.Stderr != "" {
+				out.tail = strings.Split(ce.Stderr, "\n")
+			}
 			err = fmt.Errorf("%s (%s): %s build exited with status %d", im.Name, im.Source, ce.Engine, ce.ExitCode)
 			if ctx.Err() != nil {
 				err = fmt.Errorf("%s: %w", im.Name, ctx.Err())
@@ -459,49 +456,4 @@ func (r *runner) openLog(im *Image, started time.Time) (*os.File, string, error)
 		return nil, "", fmt.Errorf("build log: %w", err)
 	}
 	return f, path, nil
-}
-
-// tailWriter keeps the last max lines written to it.
-type tailWriter struct {
-	mu    sync.Mutex
-	max   int
-	lines []string
-	part  []byte
-}
-
-func (t *tailWriter) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	data := append(t.part, p...)
-	for {
-		i := bytes.IndexByte(data, '\n')
-		if i < 0 {
-			break
-		}
-		t.add(string(bytes.TrimRight(data[:i], "\r")))
-		data = data[i+1:]
-	}
-	t.part = append(t.part[:0:0], data...)
-	return len(p), nil
-}
-
-func (t *tailWriter) add(line string) {
-	t.lines = append(t.lines, line)
-	if len(t.lines) > t.max {
-		t.lines = t.lines[len(t.lines)-t.max:]
-	}
-}
-
-// Lines returns the kept lines, with an unterminated last line.
-func (t *tailWriter) Lines() []string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	out := append([]string(nil), t.lines...)
-	if len(t.part) > 0 {
-		out = append(out, string(t.part))
-		if len(out) > t.max {
-			out = out[len(out)-t.max:]
-		}
-	}
-	return out
 }
