@@ -4,19 +4,23 @@
 #      after another (-j 1): target <= 0.6x;
 #   2. a second `ps-build` of everything (base-debian, postgres, the four) with nothing changed:
 #      target <= 3 s.
-# Each image copies its sources and installs one small package from Debian's mirror (apt-get
-# update + install: the network wait that dominates real image builds). Each round busts the
+# Each image copies its sources and fetches something (WORKLOAD, below). Each round busts the
 # four images' cache with a fresh build argument, so both ways do the same work; the base images
 # come from the engine's cache. Needs the engine and the local Debian base
 # (scripts/setup.sh podman|docker).
 #
 #   bash bench/build.sh                 # podman, 3 rounds
 #   ENGINE=docker ROUNDS=5 bash bench/build.sh
+#   WORKLOAD=download bash bench/build.sh   # builds that wait on the network, not the CPU
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ENGINE=${ENGINE:-podman}
 BASE=${BASE_IMAGE:-localhost/debian:bookworm}
 ROUNDS=${ROUNDS:-3}
+# apt: each image runs apt-get update + install of one small package (the default, as most
+# project images do); download: each fetches a 1.7 MB release artifact at 1 MB/s and unpacks it.
+WORKLOAD=${WORKLOAD:-apt}
+DEB_URL=${DEB_URL:-http://deb.debian.org/debian/pool/main/p/postgresql-15/postgresql-client-15_15.14-0+deb12u1_amd64.deb}
 mkdir -p bin
 CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o bin/ps-build ./cmd/ps-build
 psbuild=$PWD/bin/ps-build
@@ -32,17 +36,22 @@ trap cleanup EXIT
 printf 'project:\n  name: %s\n' "$project" >"$work/.poststack.yml"
 pkgs=(jq bc file less)
 for i in 1 2 3 4; do
+	case "$WORKLOAD" in
+	apt) fetch="apt-get update -qq; apt-get install -y -qq --no-install-recommends ${pkgs[i-1]} >/dev/null; rm -rf /var/lib/apt/lists/*" ;;
+	# A release artifact over a slow link (8 Mbit/s): the wait that parallel builds overlap.
+	download) fetch="curl -fsS --limit-rate 1M -o /tmp/a.deb $DEB_URL; dpkg-deb -x /tmp/a.deb /opt/svc/vendor; rm /tmp/a.deb" ;;
+	*) echo "WORKLOAD must be apt or download" >&2; exit 2 ;;
+	esac
 	mkdir -p "$work/containers/svc$i/src"
-	# A small service as projects write them: its sources, one package from Debian's mirror (the
-	# network wait that dominates real image builds), a non-root user.
+	# A small service as projects write them: its sources, what $WORKLOAD fetches, a non-root
+	# user.
 	for f in $(seq 1 50); do printf 'echo "svc%s module %s"\n' "$i" "$f" >"$work/containers/svc$i/src/m$f.sh"; done
 	cat >"$work/containers/svc$i/Dockerfile" <<DOCKERFILE
 FROM poststack/base-debian:latest
 ARG BENCH_RUN
 COPY containers/svc$i/src /opt/svc/src
 RUN set -e; echo "\$BENCH_RUN" > /opt/svc/build-id; cat /opt/svc/src/*.sh > /opt/svc/all.sh; \\
-	apt-get update -qq; apt-get install -y -qq --no-install-recommends ${pkgs[i-1]} >/dev/null; \\
-	rm -rf /var/lib/apt/lists/*
+	$fetch
 RUN useradd -r -u 20001 svc && chown -R svc /opt/svc
 USER svc
 CMD ["sh", "/opt/svc/all.sh"]
@@ -53,7 +62,7 @@ psb() { (cd "$work" && "$psbuild" --container-runtime "$ENGINE" --base-image "$B
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 
-echo "==> bench/build.sh: $ENGINE, $(nproc) CPUs, $ROUNDS rounds; warming the base images"
+echo "==> bench/build.sh: $ENGINE, $(nproc) CPUs, $ROUNDS rounds, workload $WORKLOAD; warming the base images"
 psb base-debian postgres
 
 seq_times=() par_times=()
