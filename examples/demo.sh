@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The poststack demo: render the example app's pod with ps-subst, play it with podman, show
-# what the container printed, and take it down again. Run it with `make demo` (which builds
+# what the container printed, take it down again, then start a throwaway migrated PostgreSQL
+# with ps-env ephemeral, query it, and remove it. Run it with `make demo` (which builds
 # bin/ and prepares podman and the base image first).
 set -euo pipefail
 
@@ -52,3 +53,16 @@ grep -q "project=myapp environment=$ENVIRONMENT " <<<"$logs" ||
 	die "the container did not print the substituted values"
 
 say "the container ran with the values ps-subst substituted"
+
+# A throwaway PostgreSQL with the app's migrations, as a CI job gets one.
+PS_ENV=${PS_ENV:-$root/bin/ps-env}
+if [[ -x $PS_ENV ]] && command -v psql >/dev/null; then
+	state=$(mktemp -d)
+	say "ps-env ephemeral up --migrate migrations   # native: the host's initdb/postgres, cached"
+	url=$("$PS_ENV" ephemeral up --state-dir "$state" --migrate migrations) || die "ps-env ephemeral up failed"
+	say "psql \"\$URL\" -c 'select message from greetings'   # the server outlived the command"
+	psql "$url" -Atc 'select message from greetings' || die "psql failed"
+	say "ps-env ephemeral down --all"
+	"$PS_ENV" ephemeral down --state-dir "$state" --all || die "ps-env ephemeral down failed"
+	rmdir "$state" 2>/dev/null || rm -rf "$state"
+fi
