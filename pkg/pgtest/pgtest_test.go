@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/poststack/poststack/pkg/ephemeral"
@@ -167,7 +168,10 @@ func columns(t testing.TB, dbURL, table string) []string {
 // Editing a migration builds a new template; the outdated one goes once nothing uses it.
 func TestChangedMigrationRebuildsTemplate(t *testing.T) {
 	admin := testenv.Postgres(t)
-	dir := writeMigrations(t, map[string]string{"0001_items.sql": itemsSQL})
+	// Templates are named by content and outlive a run on a shared server: a comment unique to
+	// this run makes both versions new to it (go test -count=2, POSTSTACK_TEST_DATABASE_URL).
+	nonce := fmt.Sprintf("-- run %d\n", time.Now().UnixNano())
+	dir := writeMigrations(t, map[string]string{"0001_items.sql": nonce + itemsSQL})
 	before := templates(t, admin)
 	var first []string
 	t.Run("original", func(t *testing.T) {
@@ -180,7 +184,7 @@ func TestChangedMigrationRebuildsTemplate(t *testing.T) {
 	if len(afterFirst) != len(before)+1 {
 		t.Fatalf("templates %q after the first build, had %q", afterFirst, before)
 	}
-	edited := "CREATE TABLE items (id serial PRIMARY KEY, owner text NOT NULL, note text);\n"
+	edited := nonce + "CREATE TABLE items (id serial PRIMARY KEY, owner text NOT NULL, note text);\n"
 	if err := os.WriteFile(filepath.Join(dir, "0001_items.sql"), []byte(edited), 0o644); err != nil {
 		t.Fatal(err)
 	}
