@@ -25,6 +25,7 @@ import (
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 
+	"github.com/poststack/poststack/pkg/environ"
 	"github.com/poststack/poststack/pkg/exitcode"
 	"github.com/poststack/poststack/pkg/ghactions"
 	"github.com/poststack/poststack/pkg/logging"
@@ -81,15 +82,7 @@ type App struct {
 // New returns an App for the binary name.
 func New(name string, env Env) *App {
 	if env.Getenv == nil {
-		environ := env.Environ
-		env.Getenv = func(name string) string {
-			for i := len(environ) - 1; i >= 0; i-- {
-				if k, v, ok := strings.Cut(environ[i], "="); ok && k == name {
-					return v
-				}
-			}
-			return ""
-		}
+		env.Getenv = environ.Getenv(env.Environ)
 	}
 	if env.Stdin == nil {
 		env.Stdin = strings.NewReader("")

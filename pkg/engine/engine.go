@@ -14,12 +14,12 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/poststack/poststack/pkg/environ"
 	"github.com/poststack/poststack/pkg/exitcode"
 )
 
@@ -124,26 +124,11 @@ func Detect(preference string, opts ...Option) (*Engine, error) {
 }
 
 // lookPath finds name on the PATH of environ, or on the process's PATH when environ is nil.
-func lookPath(name string, environ []string) (string, error) {
-	if environ == nil {
+func lookPath(name string, env []string) (string, error) {
+	if env == nil {
 		return exec.LookPath(name)
 	}
-	pathVar := ""
-	for _, kv := range environ {
-		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
-			pathVar = v
-		}
-	}
-	for _, dir := range filepath.SplitList(pathVar) {
-		if dir == "" {
-			continue
-		}
-		p := filepath.Join(dir, name)
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode().Perm()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%q: %w", name, exec.ErrNotFound)
+	return environ.LookPath(name, environ.Getenv(env)("PATH"))
 }
 
 // Name returns "podman" or "docker".

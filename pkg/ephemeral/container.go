@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/poststack/poststack/pkg/engine"
+	"github.com/poststack/poststack/pkg/environ"
 )
 
 // The container provider drives the engine's CLI through pkg/engine rather than
@@ -51,8 +52,8 @@ const (
 // resolveEngine names the engine: the option, else POSTSTACK_CONTAINER_RUNTIME, else the one
 // DOCKER_HOST points at (podman's Docker-API socket has "podman" in its path), else the one
 // installed (podman first).
-func resolveEngine(name string, environ []string) (*engine.Engine, error) {
-	getenv := getenvOf(environ)
+func resolveEngine(name string, env []string) (*engine.Engine, error) {
+	getenv := environ.Getenv(env)
 	if name == "" {
 		name = getenv(runtimeVariable)
 	}
@@ -61,7 +62,7 @@ func resolveEngine(name string, environ []string) (*engine.Engine, error) {
 			name = engineOf(host)
 		}
 	}
-	e, err := engine.Detect(name, engine.WithEnviron(environ))
+	e, err := engine.Detect(name, engine.WithEnviron(env))
 	if err != nil {
 		return nil, fmt.Errorf("ephemeral: container provider: %w", err)
 	}
@@ -100,8 +101,8 @@ func containerRunOptions(inst *Instance, image, password string, port int) engin
 // startContainer runs the image on the engine with a random password and waits for a real
 // login. The CLI resolves short names itself (podman finds a local poststack/postgres under
 // localhost/), so the image is passed as given.
-func startContainer(ctx context.Context, inst *Instance, o Options, environ []string, logf func(string, ...any)) error {
-	e, err := resolveEngine(o.Engine, environ)
+func startContainer(ctx context.Context, inst *Instance, o Options, env []string, logf func(string, ...any)) error {
+	e, err := resolveEngine(o.Engine, env)
 	if err != nil {
 		return err
 	}
@@ -115,7 +116,7 @@ func startContainer(ctx context.Context, inst *Instance, o Options, environ []st
 	}
 	inst.Engine, inst.Image = e.Name(), image
 	if e.Name() == engine.Docker {
-		inst.DockerHost = getenvOf(environ)("DOCKER_HOST")
+		inst.DockerHost = environ.Getenv(env)("DOCKER_HOST")
 	}
 	// The name is set before anything is created, so that cleanup after a cancelled Start can
 	// remove a container whose creation was still in flight.
@@ -264,18 +265,18 @@ func stopContainer(ctx context.Context, inst *Instance) error {
 
 // engineFor drives the instance's engine; docker's CLI follows the recorded DOCKER_HOST.
 func engineFor(inst *Instance) (*engine.Engine, error) {
-	environ := inst.environ
-	if environ == nil {
-		environ = os.Environ()
+	env := inst.environ
+	if env == nil {
+		env = os.Environ()
 	}
 	if inst.DockerHost != "" {
-		environ = append(append([]string(nil), environ...), "DOCKER_HOST="+inst.DockerHost)
+		env = append(append([]string(nil), env...), "DOCKER_HOST="+inst.DockerHost)
 	}
 	name := inst.Engine
 	if name == "" {
 		name = engineOf(inst.DockerHost)
 	}
-	return engine.New(name, engine.WithEnviron(environ))
+	return engine.New(name, engine.WithEnviron(env))
 }
 
 // containerAlive asks the engine whether the recorded container is running.

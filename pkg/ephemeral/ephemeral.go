@@ -12,11 +12,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/poststack/poststack/pkg/environ"
 	"github.com/poststack/poststack/pkg/exitcode"
 	"github.com/poststack/poststack/pkg/migrate"
 	"github.com/poststack/poststack/pkg/pgnative"
@@ -94,11 +94,11 @@ var ErrNotFound = errors.New("no such ephemeral instance")
 // before returning the error.
 func Start(ctx context.Context, o Options) (_ *Instance, err error) {
 	began := time.Now()
-	environ := o.Environ
-	if environ == nil {
-		environ = os.Environ()
+	env := o.Environ
+	if env == nil {
+		env = os.Environ()
 	}
-	getenv := getenvOf(environ)
+	getenv := environ.Getenv(env)
 	logf := o.Logf
 	if logf == nil {
 		logf = func(string, ...any) {}
@@ -131,7 +131,7 @@ func Start(ctx context.Context, o Options) (_ *Instance, err error) {
 		Provider: provider,
 		Created:  time.Now().UTC(), // full precision: List orders by it, and starts take well under a second
 		Detached: o.Detach,
-		environ:  environ,
+		environ:  env,
 	}
 	defer func() {
 		if err == nil {
@@ -147,7 +147,7 @@ func Start(ctx context.Context, o Options) (_ *Instance, err error) {
 	case Native:
 		err = startNative(ctx, inst, o, migs, getenv, logf)
 	case Container:
-		err = startContainer(ctx, inst, o, environ, logf)
+		err = startContainer(ctx, inst, o, env, logf)
 	}
 	if err != nil {
 		return nil, err
@@ -266,16 +266,4 @@ func randomPassword() (string, error) {
 		return "", fmt.Errorf("ephemeral: random password: %w", err)
 	}
 	return hex.EncodeToString(b), nil
-}
-
-// getenvOf looks names up in environ, the last entry winning as in the process environment.
-func getenvOf(environ []string) func(string) string {
-	return func(name string) string {
-		for i := len(environ) - 1; i >= 0; i-- {
-			if k, v, ok := strings.Cut(environ[i], "="); ok && k == name {
-				return v
-			}
-		}
-		return ""
-	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/poststack/poststack/pkg/environ"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,7 +51,7 @@ func findBinaries(c *config) (binaries, error) {
 	if dir, ok := newestDebianBinDir(debianRoot); ok {
 		return binariesIn(dir)
 	}
-	if p, ok := lookPath("initdb", c.getenv("PATH")); ok {
+	if p, err := environ.LookPath("initdb", c.getenv("PATH")); err == nil {
 		return binariesIn(filepath.Dir(p))
 	}
 	return binaries{}, fmt.Errorf("pgnative: %w: no %s/*/bin and no initdb on PATH (install postgresql, or use WithBinDir)", ErrNoBinaries, debianRoot)
@@ -121,20 +122,6 @@ func newestDebianBinDir(root string) (string, bool) {
 	}
 	sort.Slice(cands, func(i, j int) bool { return cands[i].major > cands[j].major })
 	return cands[0].dir, true
-}
-
-// lookPath searches the given PATH value, not the process's, so that callers control it.
-func lookPath(name, path string) (string, bool) {
-	for _, dir := range filepath.SplitList(path) {
-		if dir == "" || !filepath.IsAbs(dir) {
-			continue
-		}
-		p := filepath.Join(dir, name)
-		if checkExecutable(p) == nil {
-			return p, true
-		}
-	}
-	return "", false
 }
 
 var versionRE = regexp.MustCompile(`\(PostgreSQL\) (\S+)`)

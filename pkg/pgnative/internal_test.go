@@ -79,21 +79,6 @@ func TestNewestDebianBinDir(t *testing.T) {
 	}
 }
 
-func TestLookPathUsesGivenPATH(t *testing.T) {
-	a, b := t.TempDir(), t.TempDir()
-	touchExecutable(t, filepath.Join(b, "initdb"))
-	if err := os.WriteFile(filepath.Join(a, "initdb"), []byte("not executable"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	got, ok := lookPath("initdb", "relative:"+a+":"+b)
-	if !ok || got != filepath.Join(b, "initdb") {
-		t.Errorf("lookPath = %q, %v; want %s", got, ok, filepath.Join(b, "initdb"))
-	}
-	if _, ok := lookPath("initdb", ""); ok {
-		t.Error("found initdb on an empty PATH")
-	}
-}
-
 func TestBinariesInNamesWhatIsMissing(t *testing.T) {
 	dir := t.TempDir()
 	touchExecutable(t, filepath.Join(dir, "initdb"))
