@@ -2,12 +2,11 @@ package cli
 
 import (
 	"errors"
-	"io/fs"
-	"os"
 	"path/filepath"
 
 	"github.com/poststack/poststack/pkg/config"
 	"github.com/poststack/poststack/pkg/exitcode"
+	"github.com/poststack/poststack/pkg/safefile"
 	"github.com/poststack/poststack/pkg/variables"
 )
 
@@ -18,12 +17,15 @@ import (
 // their secrets from every output of the run.
 func (a *App) EnvironmentVariables(projectFile, env string, opts variables.Options) (*variables.Set, error) {
 	path := a.Path(projectFile)
-	data, err := os.ReadFile(path)
+	// The project file is read as config.Load reads it: a regular file,
+	// capped, not a link out of its directory (the project's).
+	data, err := config.ReadFile(path)
 	if err != nil {
-		if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
-			err = pe.Err
+		reason := err.Error()
+		if se := (*safefile.Error)(nil); errors.As(err, &se) {
+			reason = se.Reason
 		}
-		return nil, exitcode.Usagef("--env %s reads the project file %s: %v", env, projectFile, err)
+		return nil, exitcode.Usagef("--env %s reads the project file %s: %s", env, projectFile, reason)
 	}
 	f, err := config.Parse(projectFile, data, filepath.Dir(path))
 	if err != nil {

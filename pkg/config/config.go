@@ -21,6 +21,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/poststack/poststack/pkg/exitcode"
+	"github.com/poststack/poststack/pkg/safefile"
 )
 
 // FileName is the name of the project file in a project's root directory.
@@ -119,9 +120,11 @@ type Variable struct {
 }
 
 // Load reads and decodes the project file at path. Relative file names in
-// it resolve against its directory.
+// it resolve against its directory, which is the project's: the file must be
+// a regular file really in that directory (a symbolic link to elsewhere is
+// refused) and at most safefile.DefaultMaxSize bytes.
 func Load(path string) (*File, error) {
-	data, err := os.ReadFile(path)
+	data, err := ReadFile(path)
 	if err != nil {
 		return nil, exitcode.With(exitcode.Usage, fmt.Errorf("read project file: %w", err))
 	}
@@ -281,12 +284,20 @@ func (d *decoder) yamlError(err error) *Error {
 	return &Error{Pos: Pos{d.file, line, col}, Msg: "invalid YAML: " + msg}
 }
 
+// ReadFile reads the project file at path as Load does: a regular file of
+// at most safefile.DefaultMaxSize bytes inside its own directory, never a
+// symbolic link out of it, a FIFO or a device. A missing file is an error
+// wrapping fs.ErrNotExist.
+func ReadFile(path string) ([]byte, error) {
+	return safefile.ReadFile(filepath.Dir(path), path)
+}
+
 // ProjectName reads only project.name from the project file at path, for
 // tools that need the name but none of the environments (ps-build). It is
 // "" when the file has no name; a missing file is an error wrapping
 // fs.ErrNotExist.
 func ProjectName(path string) (string, error) {
-	data, err := os.ReadFile(path)
+	data, err := ReadFile(path)
 	if err != nil {
 		return "", err
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/poststack/poststack/pkg/safefile"
 	"github.com/poststack/poststack/pkg/xdg"
 )
 
@@ -223,6 +224,7 @@ func (d *decoder) str() string {
 type lazyText struct {
 	path string
 	sum  [sha256.Size]byte
+	max  int64 // the size cap of the load
 }
 
 // Text returns the script's SQL, reading the file first when Load took what it needed from its
@@ -233,9 +235,10 @@ func (s *Script) Text() (string, error) {
 	if s.lazy.path == "" {
 		return s.SQL, nil
 	}
-	data, err := os.ReadFile(s.lazy.path)
+	// The file was a regular file when it was cached; read it by the same rules as LoadDir.
+	data, err := safefile.ReadFile(filepath.Dir(s.lazy.path), s.lazy.path, safefile.WithMaxSize(s.lazy.max))
 	if err != nil {
-		return "", &SourceError{Problems: []Problem{{File: s.File, Msg: fmt.Sprintf("cannot read: %v", unwrapPathError(err))}}}
+		return "", &SourceError{Problems: []Problem{{File: s.File, Msg: readProblem(err)}}}
 	}
 	sql, sum := normalize(data)
 	if sum != s.lazy.sum {

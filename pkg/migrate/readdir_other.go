@@ -3,17 +3,25 @@
 package migrate
 
 import (
+	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/poststack/poststack/pkg/safefile"
 )
 
-// osDir reads files of a directory with the os package where openat is not available. It
-// cannot stat for the cache, which is then not used.
+// osDir reads files of a directory with the os package where openat is not available: every
+// file through safefile (a regular file, no larger than the cap, a symbolic link only to one
+// inside root). It cannot stat for the cache, which is then not used.
 type osDir struct {
-	dir string
+	dir  string
+	root string
+	max  int64
 }
 
-func openDir(dir string) (*osDir, error) { return &osDir{dir: dir}, nil }
+func openDir(dir, root string, max int64) (*osDir, error) {
+	return &osDir{dir: dir, root: root, max: max}, nil
+}
 
 func (d *osDir) close() {}
 
@@ -24,7 +32,7 @@ func (d *osDir) list() ([]dirEntry, error) {
 	}
 	out := make([]dirEntry, len(entries))
 	for i, e := range entries {
-		out[i] = dirEntry{e.Name(), e.IsDir()}
+		out[i] = dirEntry{e.Name(), e.Type()}
 	}
 	return out, nil
 }
@@ -33,6 +41,13 @@ func (d *osDir) canStat() bool { return false }
 
 func (d *osDir) stat(string) (fileKey, bool) { return fileKey{}, false }
 
-func (d *osDir) read(base string, _ []byte) ([]byte, error) {
-	return os.ReadFile(filepath.Join(d.dir, base))
+func (d *osDir) read(base string, mode fs.FileMode, _ []byte) ([]byte, error) {
+	path := filepath.Join(d.dir, base)
+	if mode&fs.ModeSymlink == 0 {
+		// Never open a FIFO or a device, even to fstat it.
+		if err := safefile.CheckMode(path, mode); err != nil {
+			return nil, err
+		}
+	}
+	return safefile.ReadFile(d.root, path, safefile.WithMaxSize(d.max))
 }

@@ -19,6 +19,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/poststack/poststack/pkg/exitcode"
+	"github.com/poststack/poststack/pkg/safefile"
 	"github.com/poststack/poststack/pkg/sqlscan"
 )
 
@@ -204,7 +205,7 @@ func parseDirectives(text string) (Directives, []lineProblem) {
 				continue
 			}
 			probs = append(probs, lineProblem{lineNo, fmt.Sprintf("unknown directive %q (known: %q)",
-				strings.TrimSpace(body), directivePrefix+noTransaction)})
+				excerpt(strings.TrimSpace(body)), directivePrefix+noTransaction)})
 		case strings.HasPrefix(lower, "description:"):
 			desc := strings.TrimSpace(body[len("description:"):])
 			if d.Description != "" && desc != "" {
@@ -257,19 +258,21 @@ type loaded struct {
 	entry *cacheEntry
 }
 
-// readFunc reads the file base of the migrations directory, using buf as scratch space when it
-// can; the result is only valid until the next call with the same buf.
-type readFunc func(base string, buf []byte) ([]byte, error)
+// readFunc reads the file base of the migrations directory, whose type as listed is mode (0 for
+// a regular file), using buf as scratch space when it can; the result is only valid until the
+// next call with the same buf. It refuses, with a *safefile.Error, a file that is not regular, is
+// larger than the size cap, or is a symbolic link leading outside the project.
+type readFunc func(base string, mode fs.FileMode, buf []byte) ([]byte, error)
 
 // loadFile reads, checks and parses one migration or rollback file.
-func loadFile(read readFunc, base, file string, buf []byte) (loaded, []byte) {
+func loadFile(read readFunc, base, file string, mode fs.FileMode, buf []byte) (loaded, []byte) {
 	out := loaded{script: Script{File: file}}
-	data, err := read(base, buf)
+	data, err := read(base, mode, buf)
 	if cap(data) > cap(buf) {
 		buf = data[:0]
 	}
 	if err != nil {
-		out.problems = append(out.problems, Problem{File: file, Msg: fmt.Sprintf("cannot read: %v", unwrapPathError(err))})
+		out.problems = append(out.problems, Problem{File: file, Msg: readProblem(err)})
 		return out, buf
 	}
 	if off := invalidUTF8(data); off >= 0 {
@@ -291,7 +294,7 @@ func loadFile(read readFunc, base, file string, buf []byte) (loaded, []byte) {
 		if st, ok := sqlscan.HasTransactionControl(sqlscan.Split(out.script.SQL)); ok {
 			out.problems = append(out.problems, Problem{File: file, Line: st.Line, Msg: fmt.Sprintf(
 				"%q would end the transaction the migration runs in; remove it, or add %q to run the file outside a transaction",
-				firstLine(st.SQL), "-- "+directivePrefix+noTransaction)})
+				excerpt(firstLine(st.SQL)), "-- "+directivePrefix+noTransaction)})
 		}
 	}
 	return out, buf
@@ -300,6 +303,32 @@ func loadFile(read readFunc, base, file string, buf []byte) (loaded, []byte) {
 func firstLine(s string) string {
 	s, _, _ = strings.Cut(s, "\n")
 	return strings.TrimSpace(s)
+}
+
+// maxExcerpt is the most of a file's text a problem quotes: a line of
+// megabytes would otherwise be copied to stderr, the log and annotations.
+const maxExcerpt = 80
+
+// excerpt returns s, cut to maxExcerpt bytes (at a character boundary) with "…".
+func excerpt(s string) string {
+	if len(s) <= maxExcerpt {
+		return s
+	}
+	cut := maxExcerpt
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+// readProblem is the message of a problem for a file that was not read: a refusal says why
+// (the file's name is the problem's), another error what the system said.
+func readProblem(err error) string {
+	var se *safefile.Error
+	if errors.As(err, &se) {
+		return se.Reason
+	}
+	return fmt.Sprintf("cannot read: %v", unwrapPathError(err))
 }
 
 // unwrapPathError drops the *fs.PathError's repetition of the file name.
@@ -322,19 +351,53 @@ func unwrapPathError(err error) error {
 // rather than at run time unless it is marked no-transaction: the engine wraps each
 // transactional file and its ledger row in one transaction, and such a statement would break
 // that guarantee halfway through an apply.
+//
+// Only regular files of at most safefile.DefaultMaxSize bytes are read: a symbolic link is
+// refused, since where it leads cannot be checked through an fs.FS (LoadDir follows the ones
+// that stay inside the project), and so are FIFOs and devices, which are never opened.
 func Load(fsys fs.FS, dir string) ([]*Migration, error) {
 	entries, err := fs.ReadDir(fsys, dir)
 	if err != nil {
 		return nil, &SourceError{Problems: []Problem{{File: dir, Msg: fmt.Sprintf("cannot read directory: %v", unwrapPathError(err))}}}
 	}
-	read := func(base string, _ []byte) ([]byte, error) { return fs.ReadFile(fsys, path.Join(dir, base)) }
+	read := func(base string, mode fs.FileMode, _ []byte) ([]byte, error) {
+		return readFS(fsys, path.Join(dir, base), mode, safefile.DefaultMaxSize)
+	}
 	list := make([]dirEntry, len(entries))
 	for i, e := range entries {
-		list[i] = dirEntry{e.Name(), e.IsDir()}
+		list[i] = dirEntry{e.Name(), e.Type()}
 	}
 	migs, _, err := loadEntries(list, func(base string) string { return path.Join(dir, base) },
-		func(base, file string, buf []byte) (loaded, []byte) { return loadFile(read, base, file, buf) })
+		func(base, file string, mode fs.FileMode, buf []byte) (loaded, []byte) {
+			return loadFile(read, base, file, mode, buf)
+		})
 	return migs, err
+}
+
+// readFS reads the regular file name of fsys, listed with type mode, up to limit bytes.
+func readFS(fsys fs.FS, name string, mode fs.FileMode, limit int64) ([]byte, error) {
+	if mode&fs.ModeSymlink != 0 {
+		return nil, &safefile.Error{Path: name, Reason: "is a symbolic link; migrations read from an fs.FS must be regular files"}
+	}
+	if err := safefile.CheckMode(name, mode); err != nil {
+		return nil, err
+	}
+	f, err := fsys.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if err := safefile.CheckMode(name, st.Mode()); err != nil {
+		return nil, err
+	}
+	if st.Size() > limit {
+		return nil, safefile.TooLarge(name, limit)
+	}
+	return safefile.ReadAll(name, f, st.Size(), limit)
 }
 
 // LoadOption configures LoadDir; it returns an error for a nonsense value.
@@ -342,6 +405,10 @@ type LoadOption func(*loadConfig) error
 
 type loadConfig struct {
 	cache string
+	// root is where symbolic links among the files may lead ("" is the directory itself).
+	root string
+	// maxSize is the largest file read.
+	maxSize int64
 	// cacheMin is the fewest .sql files worth a cache; tests lower it.
 	cacheMin int
 	now      func() time.Time
@@ -361,6 +428,33 @@ func WithCache(path string) LoadOption {
 			return fmt.Errorf("migrations cache %s: not an absolute path", path)
 		}
 		c.cache = path
+		return nil
+	}
+}
+
+// WithRoot names the project directory: a symbolic link among the migration files is then
+// followed when the file it leads to is inside root (by default, only inside the migrations
+// directory), and refused otherwise, as is one to anything but a regular file. A migrations
+// directory whose path lies inside root must really be there, not a symbolic link leading out;
+// one whose path lies outside root was named by the user and is its own root.
+func WithRoot(root string) LoadOption {
+	return func(c *loadConfig) error {
+		if root == "" {
+			return errors.New("project directory is empty")
+		}
+		c.root = root
+		return nil
+	}
+}
+
+// WithMaxFileSize sets the largest migration file read, in bytes (default
+// safefile.DefaultMaxSize, 16 MiB); a larger one is a problem of the load.
+func WithMaxFileSize(n int64) LoadOption {
+	return func(c *loadConfig) error {
+		if n <= 0 {
+			return fmt.Errorf("maximum migration file size %d: must be at least 1 byte", n)
+		}
+		c.maxSize = n
 		return nil
 	}
 }
@@ -398,14 +492,18 @@ func WithLoadClock(now func() time.Time) LoadOption {
 // can, which matters when thousands of files are checksummed on every run; WithCache avoids
 // reading the unchanged ones at all.
 func LoadDir(dir string, opts ...LoadOption) ([]*Migration, error) {
-	cfg := loadConfig{now: time.Now, cacheMin: cacheMinFiles}
+	cfg := loadConfig{now: time.Now, cacheMin: cacheMinFiles, maxSize: safefile.DefaultMaxSize}
 	for _, o := range opts {
 		if err := o(&cfg); err != nil {
 			return nil, exitcode.With(exitcode.Usage, fmt.Errorf("load migrations: %w", err))
 		}
 	}
 	ref := cfg.now()
-	d, err := openDir(dir)
+	root, err := loadRoot(dir, cfg.root)
+	if err != nil {
+		return nil, &SourceError{Problems: []Problem{{File: dir, Msg: "cannot read directory: " + readProblem(err)}}}
+	}
+	d, err := openDir(dir, root, cfg.maxSize)
 	if err != nil {
 		return nil, &SourceError{Problems: []Problem{{File: dir, Msg: fmt.Sprintf("cannot read directory: %v", unwrapPathError(err))}}}
 	}
@@ -416,15 +514,15 @@ func LoadDir(dir string, opts ...LoadOption) ([]*Migration, error) {
 	}
 	read := d.read
 	if cfg.onRead != nil {
-		read = func(base string, buf []byte) ([]byte, error) {
+		read = func(base string, mode fs.FileMode, buf []byte) ([]byte, error) {
 			cfg.onRead(base)
-			return d.read(base, buf)
+			return d.read(base, mode, buf)
 		}
 	}
 	join := func(base string) string { return filepath.Join(dir, base) }
 	if cfg.cache == "" || !d.canStat() || countSQL(entries) < cfg.cacheMin {
-		migs, _, err := loadEntries(entries, join, func(base, file string, buf []byte) (loaded, []byte) {
-			return loadFile(read, base, file, buf)
+		migs, _, err := loadEntries(entries, join, func(base, file string, mode fs.FileMode, buf []byte) (loaded, []byte) {
+			return loadFile(read, base, file, mode, buf)
 		})
 		return migs, err
 	}
@@ -436,18 +534,22 @@ func LoadDir(dir string, opts ...LoadOption) ([]*Migration, error) {
 		}
 		return &old[i]
 	}
-	migs, results, err := loadEntries(entries, join, func(base, file string, buf []byte) (loaded, []byte) {
-		key, ok := d.stat(base)
+	migs, results, err := loadEntries(entries, join, func(base, file string, mode fs.FileMode, buf []byte) (loaded, []byte) {
+		// Only regular files are cached: a symbolic link is checked and followed on every run.
+		key, ok := fileKey{}, false
+		if mode == 0 {
+			key, ok = d.stat(base)
+		}
 		if !ok {
-			return loadFile(read, base, file, buf)
+			return loadFile(read, base, file, mode, buf)
 		}
 		if e := lookup(base); e != nil && e.key == key {
 			return loaded{
-				script: Script{File: file, NoTransaction: e.noTransaction, lazy: lazyText{path: file, sum: e.sum}},
+				script: Script{File: file, NoTransaction: e.noTransaction, lazy: lazyText{path: file, sum: e.sum, max: cfg.maxSize}},
 				desc:   e.desc, sum: e.sum, hit: true,
 			}, buf
 		}
-		l, buf := loadFile(read, base, file, buf)
+		l, buf := loadFile(read, base, file, mode, buf)
 		if len(l.problems) == 0 && !key.racy(ref) {
 			l.entry = &cacheEntry{key: key, sum: l.sum, noTransaction: l.script.NoTransaction, desc: l.desc}
 		}
@@ -478,10 +580,36 @@ func LoadDir(dir string, opts ...LoadOption) ([]*Migration, error) {
 	return migs, err
 }
 
+// loadRoot returns the directory inside which symbolic links among the files of dir may lead:
+// root when dir's path is inside it (after checking that dir really is), else dir itself.
+func loadRoot(dir, root string) (string, error) {
+	if root == "" {
+		return dir, nil
+	}
+	absDir, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	absRoot, err := filepath.Abs(root)
+	if err != nil {
+		return "", err
+	}
+	rel, err := filepath.Rel(absRoot, absDir)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return dir, nil
+	}
+	if _, err := safefile.Inside(root, dir); err != nil {
+		return "", err
+	}
+	return root, nil
+}
+
 // dirEntry is a directory entry as listed.
 type dirEntry struct {
-	name  string
-	isDir bool
+	name string
+	// mode holds the entry's type bits only: 0 for a regular file, fs.ModeSymlink for a
+	// symbolic link (not followed), fs.ModeDir, fs.ModeNamedPipe, ….
+	mode fs.FileMode
 }
 
 // fileResult is the outcome of loading the file base.
@@ -492,9 +620,10 @@ type fileResult struct {
 
 // loadEntries loads the migration files among entries with load, in parallel, and puts them
 // together. It returns, besides the migrations, what load returned for each file it was given.
-func loadEntries(entries []dirEntry, join func(string) string, load func(base, file string, buf []byte) (loaded, []byte)) ([]*Migration, []fileResult, error) {
+func loadEntries(entries []dirEntry, join func(string) string, load func(base, file string, mode fs.FileMode, buf []byte) (loaded, []byte)) ([]*Migration, []fileResult, error) {
 	type candidate struct {
 		base, file string
+		mode       fs.FileMode
 		name       fileName
 	}
 	var problems []Problem
@@ -505,7 +634,7 @@ func loadEntries(entries []dirEntry, join func(string) string, load func(base, f
 			continue
 		}
 		file := join(base)
-		if e.isDir {
+		if e.mode.IsDir() {
 			problems = append(problems, Problem{File: file, Msg: "is a directory, not a migration file"})
 			continue
 		}
@@ -514,7 +643,7 @@ func loadEntries(entries []dirEntry, join func(string) string, load func(base, f
 			problems = append(problems, Problem{File: file, Msg: "bad migration file name: " + err.Error()})
 			continue
 		}
-		cands = append(cands, candidate{base, file, fn})
+		cands = append(cands, candidate{base, file, e.mode, fn})
 	}
 
 	// System calls dominate; more workers than cores keep them overlapping.
@@ -538,7 +667,7 @@ func loadEntries(entries []dirEntry, join func(string) string, load func(base, f
 				}
 				for j := i; j < min(i+16, len(cands)); j++ {
 					results[j].base = cands[j].base
-					results[j].loaded, buf = load(cands[j].base, cands[j].file, buf)
+					results[j].loaded, buf = load(cands[j].base, cands[j].file, cands[j].mode, buf)
 				}
 			}
 		}()

@@ -12,10 +12,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -25,6 +25,7 @@ import (
 	"github.com/poststack/poststack/pkg/config"
 	"github.com/poststack/poststack/pkg/dotenv"
 	"github.com/poststack/poststack/pkg/exitcode"
+	"github.com/poststack/poststack/pkg/safefile"
 	"github.com/poststack/poststack/pkg/secret"
 )
 
@@ -93,14 +94,13 @@ func ForEnvironment(f *config.File, env *config.Environment, opts Options) (*Set
 	for _, v := range builtins {
 		s.put(v.Name, v.Value, SourceBuiltin)
 	}
-	files := opts.EnvFiles
+	// Files the user named are trusted wherever they are (root ""); the
+	// project's own .env must really be in the project.
+	files, root := opts.EnvFiles, ""
 	if files == nil {
-		dflt := filepath.Join(f.Dir, ".env")
-		if _, err := os.Stat(dflt); err == nil {
-			files = []string{dflt}
-		}
+		files, root = []string{filepath.Join(f.Dir, ".env")}, f.Dir
 	}
-	if err := s.addEnvFiles(files, opts.Environ); err != nil {
+	if err := s.addEnvFiles(files, root, opts.Environ); err != nil {
 		return nil, err
 	}
 	for _, v := range env.Variables {
@@ -120,7 +120,7 @@ func ForEnvironment(f *config.File, env *config.Environment, opts Options) (*Set
 // environment, the given .env files and --set, with no built-ins.
 func Standalone(opts Options) (*Set, error) {
 	s := newSet()
-	if err := s.addEnvFiles(opts.EnvFiles, opts.Environ); err != nil {
+	if err := s.addEnvFiles(opts.EnvFiles, "", opts.Environ); err != nil {
 		return nil, err
 	}
 	s.addEnviron(opts.Environ)
@@ -252,11 +252,17 @@ func (s *Set) builtin(name string) bool {
 
 // addEnvFiles reads dotenv files. `${VAR}` in their values resolves against
 // the process environment first, then earlier files, as compose does.
-func (s *Set) addEnvFiles(files, environ []string) error {
+// Each must be a regular file of at most safefile.DefaultMaxSize bytes and,
+// when root is not "", really inside root; a missing file is skipped when
+// root is set (the project's .env is optional) and an error otherwise.
+func (s *Set) addEnvFiles(files []string, root string, environ []string) error {
 	procEnv := environMap(environ)
 	seen := map[string]string{}
 	for _, path := range files {
-		data, err := os.ReadFile(path)
+		data, err := safefile.ReadFile(root, path)
+		if root != "" && errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
 		if err != nil {
 			return exitcode.With(exitcode.Usage, fmt.Errorf("env file: %w", err))
 		}
