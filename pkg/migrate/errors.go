@@ -2,12 +2,15 @@ package migrate
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/poststack/poststack/pkg/exitcode"
+	"github.com/poststack/poststack/pkg/sqlscan"
 )
 
 // MigrationError is a SQL error raised by a migration or rollback file, placed in the file.
@@ -28,7 +31,9 @@ type MigrationError struct {
 }
 
 // Error renders the message as FILE:LINE:COL: ERROR: message (SQLSTATE code), then the DETAIL,
-// HINT and CONTEXT lines and the source line with a caret under the failing character.
+// HINT and CONTEXT lines and the source line with a caret under the failing character. A long
+// source line is cut to an excerpt around the caret, and the server's texts (which can quote
+// the input) to maxServerText bytes each: a 10 MB line must not become 10 MB of stderr.
 func (e *MigrationError) Error() string {
 	var b strings.Builder
 	b.WriteString(e.File)
@@ -39,24 +44,25 @@ func (e *MigrationError) Error() string {
 	if sev == "" {
 		sev = "ERROR"
 	}
-	fmt.Fprintf(&b, ": %s: %s (SQLSTATE %s)", sev, e.Err.Message, e.Err.Code)
+	fmt.Fprintf(&b, ": %s: %s (SQLSTATE %s)", sev, clip(e.Err.Message), e.Err.Code)
 	if e.Err.Detail != "" {
-		b.WriteString("\nDETAIL: " + e.Err.Detail)
+		b.WriteString("\nDETAIL: " + clip(e.Err.Detail))
 	}
 	if e.Err.Hint != "" {
-		b.WriteString("\nHINT: " + e.Err.Hint)
+		b.WriteString("\nHINT: " + clip(e.Err.Hint))
 	}
 	if e.Err.Where != "" {
-		b.WriteString("\nCONTEXT: " + strings.ReplaceAll(e.Err.Where, "\n", "\n  "))
+		b.WriteString("\nCONTEXT: " + strings.ReplaceAll(clip(e.Err.Where), "\n", "\n  "))
 	}
 	if e.Line > 0 && e.Source != "" {
+		text, caret := caretExcerpt(e.Source, e.Col)
 		num := fmt.Sprint(e.Line)
 		pad := strings.Repeat(" ", len(num))
-		fmt.Fprintf(&b, "\n %s | %s\n %s | ", num, e.Source, pad)
+		fmt.Fprintf(&b, "\n %s | %s\n %s | ", num, text, pad)
 		// Keep tabs so that the caret lines up under tab-indented SQL.
 		i := 0
-		for _, r := range e.Source {
-			if i >= e.Col-1 {
+		for _, r := range text {
+			if i >= caret-1 {
 				break
 			}
 			if r == '\t' {
@@ -78,11 +84,133 @@ func (e *MigrationError) Error() string {
 	return b.String()
 }
 
+// Limits of what an error prints from the source and from the server.
+const (
+	// excerptWidth is how many characters of a source line are shown around the caret.
+	excerptWidth = 200
+	// maxServerText bounds each of the server's message, DETAIL, HINT and CONTEXT.
+	maxServerText = 1000
+)
+
+// caretExcerpt returns at most excerptWidth characters of line around character col (1-based),
+// with "…" where it was cut, and the column of col in the excerpt.
+func caretExcerpt(line string, col int) (string, int) {
+	n := utf8.RuneCountInString(line)
+	if n <= excerptWidth {
+		return line, col
+	}
+	start := min(max(col-1-excerptWidth/2, 0), n-excerptWidth)
+	from, to := runeOffset(line, start), runeOffset(line, start+excerptWidth)
+	text, caret := line[from:to], col-start
+	if start > 0 {
+		text, caret = "…"+text, caret+1
+	}
+	if start+excerptWidth < n {
+		text += "…"
+	}
+	return text, caret
+}
+
+// runeOffset returns the byte offset of the n-th character of s (0-based), or len(s).
+func runeOffset(s string, n int) int {
+	for i := range s {
+		if n == 0 {
+			return i
+		}
+		n--
+	}
+	return len(s)
+}
+
+// clip cuts s to maxServerText bytes (at a character boundary) and says how much it left out.
+func clip(s string) string {
+	if len(s) <= maxServerText {
+		return s
+	}
+	cut := maxServerText
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s… (%d more bytes)", s[:cut], len(s)-cut)
+}
+
 // Unwrap returns the *pgconn.PgError.
 func (e *MigrationError) Unwrap() error { return e.Err }
 
 // ExitCode is 1: the operation failed.
 func (e *MigrationError) ExitCode() int { return exitcode.Failure }
+
+// HalfAppliedError reports a file run without a transaction that was interrupted: the
+// statements that completed stay in effect, the rest did not run, and the ledger was not
+// changed. It unwraps to the context's error, so it is exit 130.
+type HalfAppliedError struct {
+	File      string
+	Direction Direction
+	// Ran is how many statements completed, Total how many the file has.
+	Ran, Total int
+	// RanToLine is the last line of the last statement that completed (0 when none did).
+	RanToLine int
+	// Line and Col are where the statement that was interrupted starts.
+	Line, Col int
+	// Running is set when that statement was running (and was cancelled), not yet sent.
+	Running bool
+	// Concurrently is set when that statement builds an index CONCURRENTLY, which leaves an
+	// invalid index behind when cancelled.
+	Concurrently bool
+	Err          error
+}
+
+var concurrently = regexp.MustCompile(`(?i)\bconcurrently\b`)
+
+func newHalfAppliedError(script Script, dir Direction, stmts []sqlscan.Statement, i int, running bool, err error) *HalfAppliedError {
+	e := &HalfAppliedError{File: script.File, Direction: dir, Ran: i, Total: len(stmts),
+		Line: stmts[i].Line, Col: stmts[i].Col, Running: running, Err: err}
+	if i > 0 {
+		last := stmts[i-1]
+		e.RanToLine = last.Line + strings.Count(last.SQL, "\n")
+	}
+	e.Concurrently = running && concurrently.MatchString(stmts[i].SQL)
+	return e
+}
+
+// HalfDone says what the interruption left behind, without the context's error: the CLI
+// prints it after "interrupted".
+func (e *HalfAppliedError) HalfDone() string {
+	var b strings.Builder
+	switch e.Ran {
+	case 0:
+		fmt.Fprintf(&b, "%s: no statement of it completed", e.File)
+	case 1:
+		fmt.Fprintf(&b, "%s is half-applied: statement 1 of %d ran (up to line %d) and stays in effect", e.File, e.Total, e.RanToLine)
+	default:
+		fmt.Fprintf(&b, "%s is half-applied: statements 1-%d of %d ran (up to line %d) and stay in effect", e.File, e.Ran, e.Total, e.RanToLine)
+	}
+	what := "did not start"
+	if e.Running {
+		what = "was cancelled"
+	}
+	fmt.Fprintf(&b, "; statement %d (line %d:%d) %s", e.Ran+1, e.Line, e.Col, what)
+	if e.Ran+1 < e.Total {
+		b.WriteString(" and the rest did not run")
+	}
+	if e.Concurrently {
+		b.WriteString("; a cancelled CONCURRENTLY build leaves an INVALID index behind: drop it")
+	}
+	if e.Direction == DirectionDown {
+		b.WriteString("; the file runs without a transaction and the migration is still recorded as applied")
+	} else {
+		b.WriteString("; the file runs without a transaction and is not recorded as applied")
+	}
+	if e.Ran > 0 {
+		b.WriteString(": undo or finish those statements by hand before running it again")
+	}
+	return b.String()
+}
+
+func (e *HalfAppliedError) Error() string { return e.HalfDone() + ": " + e.Err.Error() }
+
+// Unwrap returns the context's error.
+func (e *HalfAppliedError) Unwrap() error { return e.Err }
 
 // PartialError reports a run that stopped partway: Applied lists what completed (and stays
 // applied), Failed the migration that did not.

@@ -854,16 +854,15 @@ func (m *Migrator) runStatements(ctx context.Context, mig *Migration, dir Direct
 			err = fmt.Errorf("%s: restore lock_timeout: %w", script.File, rerr)
 		}
 	}()
-	for _, st := range sqlscan.Split(script.SQL) {
+	stmts := sqlscan.Split(script.SQL)
+	for i, st := range stmts {
 		if ctx.Err() != nil {
-			return fmt.Errorf("%s:%d:%d: interrupted before this statement; the statements before it (no transaction) stay in effect: %w",
-				script.File, st.Line, st.Col, ctx.Err())
+			return newHalfAppliedError(script, dir, stmts, i, false, ctx.Err())
 		}
 		if _, err := m.exec(ctx, st.SQL); err != nil {
 			m.rollbackIfOpen(ctx)
 			if ctx.Err() != nil {
-				return fmt.Errorf("%s:%d:%d: interrupted; the statements before it (no transaction) stay in effect: %w",
-					script.File, st.Line, st.Col, ctx.Err())
+				return newHalfAppliedError(script, dir, stmts, i, true, ctx.Err())
 			}
 			var pgErr *pgconn.PgError
 			if !errors.As(err, &pgErr) {
