@@ -7,7 +7,9 @@
 // directory already exists or was named explicitly (Options.DirExplicit).
 // That way a binary run in an arbitrary directory (ps-subst in a CI
 // workspace, say) never litters it with a logs/ directory, while a project
-// that has logs/ gets a persistent record.
+// that has logs/ gets a persistent record. Because a checkout may carry
+// logs/ or logs/poststack.log as a symlink to a file of the user's, neither
+// is followed: such a path is refused with an *UnsafePathError.
 package logging
 
 import (
@@ -98,20 +100,55 @@ func New(opts Options) (*slog.Logger, io.Closer, error) {
 	return slog.New(h), closer, nil
 }
 
+// UnsafePathError reports a log directory or file that is not a plain one
+// of ours: a symlink, a FIFO, a device. A repository can ship logs/ or
+// logs/poststack.log as a link to any file of the user's, so such a path is
+// refused rather than written through.
+type UnsafePathError struct {
+	What string // "log dir" or "log file"
+	Path string
+	Is   string // "a symlink", "not a regular file"
+}
+
+func (e *UnsafePathError) Error() string {
+	return fmt.Sprintf("%s %s is %s; remove it", e.What, e.Path, e.Is)
+}
+
+func unsafePath(what, path, is string) error {
+	return &UnsafePathError{What: what, Path: path, Is: is}
+}
+
+// CheckDir reports whether the log directory dir exists. One that is a
+// symlink is refused with an *UnsafePathError, one that is not a directory
+// with an error: anything that writes under the log directory (the file
+// log, build logs) checks it first so as not to write where a link points.
+func CheckDir(dir string) (exists bool, err error) {
+	st, err := os.Lstat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("log dir: %w", err)
+	case st.Mode()&fs.ModeSymlink != 0:
+		return false, unsafePath("log dir", dir, "a symlink")
+	case !st.IsDir():
+		return false, fmt.Errorf("log dir %s: not a directory", dir)
+	}
+	return true, nil
+}
+
 // openFileLog returns nil, nil when the file log is not wanted.
 func openFileLog(opts Options) (*RotatingFile, error) {
-	st, err := os.Stat(opts.Dir)
+	exists, err := CheckDir(opts.Dir)
 	switch {
-	case err == nil && !st.IsDir():
-		return nil, fmt.Errorf("log dir %s: not a directory", opts.Dir)
-	case errors.Is(err, fs.ErrNotExist) && !opts.DirExplicit:
+	case err != nil:
+		return nil, err
+	case !exists && !opts.DirExplicit:
 		return nil, nil
-	case errors.Is(err, fs.ErrNotExist):
+	case !exists:
 		if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 			return nil, fmt.Errorf("create log dir: %w", err)
 		}
-	case err != nil:
-		return nil, fmt.Errorf("log dir: %w", err)
 	}
 	maxSize, backups := opts.MaxSize, opts.MaxBackups
 	if maxSize <= 0 {

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"sync"
+	"syscall"
 )
 
 // RotatingFile is an append-only file that renames itself to path.1 (and
@@ -22,6 +23,8 @@ type RotatingFile struct {
 
 // OpenRotatingFile opens (appending) or creates path with mode 0600.
 // maxSize must be positive; backups is how many rotated files to keep.
+// A path that is a symlink or not a regular file is refused (*UnsafePathError):
+// the log is written only into a file of its own.
 func OpenRotatingFile(path string, maxSize int64, backups int) (*RotatingFile, error) {
 	if maxSize <= 0 {
 		return nil, fmt.Errorf("rotating file %s: max size must be positive, got %d", path, maxSize)
@@ -33,15 +36,27 @@ func OpenRotatingFile(path string, maxSize int64, backups int) (*RotatingFile, e
 	return r, nil
 }
 
+// open opens r.path without following a symlink there, and without
+// blocking on a FIFO that has no reader (O_NONBLOCK, which a regular file
+// ignores); anything but a regular file is closed again unwritten.
 func (r *RotatingFile) open() error {
-	f, err := os.OpenFile(r.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
+	f, err := os.OpenFile(r.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o600)
+	switch {
+	case errors.Is(err, syscall.ELOOP):
+		return unsafePath("log file", r.path, "a symlink")
+	case errors.Is(err, syscall.ENXIO):
+		return unsafePath("log file", r.path, "not a regular file")
+	case err != nil:
 		return fmt.Errorf("open log file: %w", err)
 	}
 	st, err := f.Stat()
 	if err != nil {
 		f.Close()
 		return fmt.Errorf("stat log file: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		f.Close()
+		return unsafePath("log file", r.path, "not a regular file")
 	}
 	r.f, r.size = f, st.Size()
 	return nil
@@ -66,6 +81,10 @@ func (r *RotatingFile) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// rotate renames within the log directory only. rename(2) and unlink(2) act
+// on the directory entry, never through a symlink, so a planted
+// poststack.log.1 -> elsewhere is moved or replaced like any old log and its
+// target is not touched; the fresh file is opened by open's rules.
 func (r *RotatingFile) rotate() error {
 	if err := r.f.Close(); err != nil {
 		return fmt.Errorf("close log file for rotation: %w", err)
