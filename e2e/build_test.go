@@ -37,10 +37,16 @@ type buildResult struct {
 // stderr and the exit code.
 func psBuild(t *testing.T, ctx context.Context, engine, dir string, args ...string) (string, string, int) {
 	t.Helper()
+	return psBuildEnv(t, ctx, engine, dir, nil, args...)
+}
+
+// psBuildEnv is psBuild with env ("K=V", later entries win) added to the process environment.
+func psBuildEnv(t *testing.T, ctx context.Context, engine, dir string, env []string, args ...string) (string, string, int) {
+	t.Helper()
 	full := append([]string{"--container-runtime", engine, "--base-image", testenv.DefaultBaseImage}, args...)
 	cmd := exec.CommandContext(ctx, binary(t, "ps-build"), full...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "NO_COLOR=1")
+	cmd.Env = append(append(os.Environ(), "NO_COLOR=1"), env...)
 	if engine == testenv.EngineDocker {
 		cmd.Env = append(cmd.Env, "DOCKER_HOST="+testenv.Docker(t))
 	}

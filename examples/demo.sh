@@ -22,8 +22,8 @@ die() {
 command -v podman >/dev/null || die "podman not installed: run 'scripts/setup.sh podman'"
 cd "$root/examples/myapp"
 
-# The rendered pod never touches the disk: it may carry secrets.
-render() { "$PS_SUBST" --env "$ENVIRONMENT" "$TEMPLATE"; }
+# The rendered pod never touches the disk: it may carry secrets. --yaml: a value cannot add keys.
+render() { "$PS_SUBST" --env "$ENVIRONMENT" --yaml "$TEMPLATE"; }
 
 teardown() {
 	local status=$?
@@ -35,10 +35,10 @@ teardown() {
 	exit "$status"
 }
 
-say "ps-subst --env $ENVIRONMENT $TEMPLATE"
+say "ps-subst --env $ENVIRONMENT --yaml $TEMPLATE"
 render || die "ps-subst failed" # shown so the reader sees what podman receives
 
-say "ps-subst --env $ENVIRONMENT $TEMPLATE | podman kube play --replace -"
+say "ps-subst --env $ENVIRONMENT --yaml $TEMPLATE | podman kube play --replace -"
 trap teardown EXIT
 render | podman kube play --replace - || die "podman kube play failed"
 

@@ -44,6 +44,7 @@ func run() error {
 	sizeMB := flag.Int("size", 30, "size of the throughput input in MB")
 	bigMB := flag.Int("big", 1024, "size of the streamed input for the memory check in MB (0 skips)")
 	rounds := flag.Int("rounds", 3, "timed rounds per tool; the best is kept")
+	nestedKB := flag.Int("nested", 1200, "size of the nested-defaults template in kB (0 skips)")
 	flag.Parse()
 
 	envsubst, err := exec.LookPath("envsubst")
@@ -117,6 +118,15 @@ func run() error {
 		}
 		fmt.Printf("peak memory streaming %d MB through ps-subst (strict, stdin to stdout): %.1f MB RSS in %v  (target < 64 MB)\n",
 			*bigMB, float64(rss)/1024, d.Round(time.Millisecond))
+	}
+
+	if *nestedKB > 0 {
+		kb, d, err := nestedRun(*bin, dir, *nestedKB*1000)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("nested defaults ${V0:-${V1:-…x}…}, %d kB on one line: %.1f MB RSS in %v  (issue 9: 84 s and 460 MB before)\n",
+			*nestedKB, float64(kb)/1024, d.Round(time.Millisecond))
 	}
 
 	vT, err := median(51, func() error { return exec.Command(*bin, "--version").Run() })
@@ -281,4 +291,41 @@ func times(n int, f func() error) ([]time.Duration, error) {
 	}
 	slices.Sort(ds)
 	return ds, nil
+}
+
+// nestedRun renders a template of size bytes made of one chain of nested
+// defaults, the shape that was quadratic, and returns ps-subst's peak RSS
+// in KiB and the time it took (both under GNU time).
+func nestedRun(bin, dir string, size int) (int64, time.Duration, error) {
+	var b strings.Builder
+	n := size / 7
+	for i := range n {
+		fmt.Fprintf(&b, "${V%d:-", i%10)
+	}
+	b.WriteString("x" + strings.Repeat("}", n) + "\n")
+	in := filepath.Join(dir, "nested.tmpl")
+	if err := os.WriteFile(in, []byte(b.String()), 0o600); err != nil {
+		return 0, 0, err
+	}
+	report := filepath.Join(dir, "nested.time")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "/usr/bin/time", "-f", "%M", "-o", report, bin, "--allow-undefined", in)
+	cmd.Stdout = io.Discard
+	cmd.Stderr = os.Stderr
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		return 0, 0, fmt.Errorf("ps-subst on nested defaults: %w", err)
+	}
+	d := time.Since(start)
+	out, err := os.ReadFile(report)
+	if err != nil {
+		return 0, 0, err
+	}
+	fields := strings.Fields(string(out))
+	if len(fields) == 0 {
+		return 0, 0, fmt.Errorf("GNU time printed nothing")
+	}
+	kb, err := strconv.ParseInt(fields[len(fields)-1], 10, 64)
+	return kb, d, err
 }

@@ -30,7 +30,13 @@ const rootHelp = `ps-build builds, with podman or docker, in dependency order:
                 containers/postgres/ replaces it)
   <name>        <project>/<name>:latest for every containers/<name>/Dockerfile
                 (or Containerfile) under --project-containers-path
-Project images build with the project root as context. The FROM lines decide
+Project images build with the project root as context, sent to the engine as
+a tar stream: what .containerignore (else .dockerignore) lets through, and
+never .poststack/ or .env* files (.env, .env.local, .envrc, …) at any depth,
+nor logs/ and the log directory; a "!" line cannot bring them back. Build
+arguments are passed by name, their values in the engine's environment, not on
+its command line (names the engines read themselves, such as PATH, DOCKER_*
+and HTTP_PROXY, stay NAME=value). The FROM lines decide
 the order: images that do not need each other build at the same time (-j).
 With IMAGE arguments only those images and the images they are built FROM
 are built. The project name comes from project.name in .poststack.yml, else
@@ -46,8 +52,9 @@ when a build fails its last 30 lines are printed with the log's path, no new
 image starts, and the images that need the failed one are skipped.
 
 Exit codes: 0 built, 1 a build failed, 2 bad usage or bad definitions (a FROM
-cycle, a FROM of an image this project does not build; nothing is built),
-130 interrupted.`
+cycle, a FROM of an image this project does not build, a Dockerfile or ignore
+file that is not a regular file inside the project or is over 16 MiB, a log
+directory that is a symbolic link; nothing is built), 130 interrupted.`
 
 type tool struct {
 	app       *cli.App
@@ -74,6 +81,7 @@ func newRoot(app *cli.App) *ffcli.Command {
 	fs.Var(&t.tags, "tag", "also tag every built image `T` (repeatable; :latest is always set)")
 	fs.Var(&t.buildArgs, "build-arg", "`KEY=VALUE` passed to every build (repeatable)")
 	fs.StringVar(&t.baseImage, "base-image", build.DefaultBaseImage, "`image` base-debian is built FROM")
+	app.Fallback(fs, "base-image", cli.Setting)
 	fs.BoolVar(&t.dryRun, "dry-run", false, "print the build order and commands, build nothing")
 	return app.Root(&ffcli.Command{
 		ShortUsage: "ps-build [flags] [IMAGE...]",

@@ -19,6 +19,7 @@ func TestRun(t *testing.T) {
 	}{
 		{"version", []string{"--version"}, 0, `^ps-build \S+ \(\S+, go1\.\S+\)\n$`, `^$`},
 		{"help", []string{"--help"}, 0, `(?s)^ps-build: .*USAGE.*--database-url.*EXAMPLES\n  ps-build `, `^$`},
+		{"help says what is never sent", []string{"--help"}, 0, `(?s)never \.poststack/ or \.env\* files .*at any depth,\s+nor logs/.*passed by name`, `^$`},
 		{"bad flag", []string{"--bogus"}, 2, `^$`, `^ps-build: flag provided but not defined: -bogus \(see 'ps-build --help'\)\n$`},
 		{"bad value", []string{"--log-level", "loud", "x"}, 2, `^$`, `^ps-build: invalid value "loud" for flag -log-level: unknown log level`},
 		{"unknown image", []string{"frobnicate"}, 2, `^$`, `^ps-build: unknown image "frobnicate"; this project builds: base-debian, postgres\n$`},

@@ -160,17 +160,18 @@ func (t *ephemeralTool) listCommand() *ffcli.Command {
 			if err != nil {
 				return err
 			}
-			insts, err := ephemeral.List(dir)
-			if err != nil {
-				return err
-			}
+			// The servers that are ours are listed even when some records were not (a
+			// record naming a container of someone else's): those come after, on stderr.
+			insts, listErr := ephemeral.List(dir)
 			if t.app.Globals.JSON {
 				if insts == nil {
 					insts = []*ephemeral.Instance{}
 				}
-				return writeJSON(t.app.Env.Stdout, insts)
+				err = writeJSON(t.app.Env.Stdout, insts)
+			} else {
+				err = renderList(t.app.Env.Stdout, insts, showSecrets)
 			}
-			return renderList(t.app.Env.Stdout, insts, showSecrets)
+			return errors.Join(listErr, err)
 		},
 	}, "ps-env ephemeral list", "ps-env ephemeral list --json | jq -r '.[].url'")
 }
@@ -203,7 +204,10 @@ func (t *ephemeralTool) downCommand() *ffcli.Command {
 		ShortHelp:  "stop throwaway servers and remove their files or containers",
 		LongHelp: `down stops the servers named by ID (or a unique prefix of one, as 'list'
 shows) or, with --all, every recorded one, and removes their processes,
-directories, containers and records. An unknown ID is exit 2.`,
+directories, containers and records. An unknown ID is exit 2. Only what was
+made for that server is touched: a record naming a container without the
+server's labels, or a directory without its key, is reported ("not ours:
+left alone"), dropped, and exit 2.`,
 		FlagSet: fs,
 		Exec: func(ctx context.Context, args []string) error {
 			switch {
@@ -217,10 +221,12 @@ directories, containers and records. An unknown ID is exit 2.`,
 				return err
 			}
 			var insts []*ephemeral.Instance
+			var errs []error
 			if all {
-				if insts, err = ephemeral.List(dir); err != nil {
-					return err
-				}
+				// Records that are not ours are reported and dropped by List; the rest
+				// are still stopped.
+				insts, err = ephemeral.List(dir)
+				errs = append(errs, err)
 			}
 			for _, id := range args {
 				inst, err := ephemeral.Load(dir, id)
@@ -229,22 +235,19 @@ directories, containers and records. An unknown ID is exit 2.`,
 				}
 				insts = append(insts, inst)
 			}
-			var errs []error
+			stopped := []string{}
 			for _, inst := range insts {
 				if err := ephemeral.Stop(context.WithoutCancel(ctx), inst); err != nil {
 					errs = append(errs, err)
 					continue
 				}
+				stopped = append(stopped, inst.ID)
 				if !t.app.Globals.JSON {
 					fmt.Fprintf(t.app.Env.Stdout, "stopped %s (%s)\n", inst.ID, inst.Provider)
 				}
 			}
 			if t.app.Globals.JSON {
-				ids := []string{}
-				for _, inst := range insts {
-					ids = append(ids, inst.ID)
-				}
-				if err := writeJSON(t.app.Env.Stdout, map[string]any{"stopped": ids}); err != nil {
+				if err := writeJSON(t.app.Env.Stdout, map[string]any{"stopped": stopped}); err != nil {
 					errs = append(errs, err)
 				}
 			}

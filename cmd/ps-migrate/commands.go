@@ -10,11 +10,13 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/peterbourgon/ff/v3/ffcli"
 
 	"github.com/poststack/poststack/internal/cli"
@@ -23,6 +25,7 @@ import (
 	"github.com/poststack/poststack/pkg/exitcode"
 	"github.com/poststack/poststack/pkg/migrate"
 	"github.com/poststack/poststack/pkg/pgschema"
+	"github.com/poststack/poststack/pkg/secret"
 	"github.com/poststack/poststack/pkg/variables"
 )
 
@@ -48,7 +51,8 @@ A failing statement is reported as FILE:LINE:COL with Postgres' DETAIL and
 HINT. NNNN_name.rollback.sql undoes NNNN_name.sql.
 
 The database is --database-url (or POSTSTACK_DATABASE_URL), else DATABASE_URL,
-else the host-side URL of --env NAME in .poststack.yml.
+else the host-side URL of --env NAME in .poststack.yml; a database_url set by
+the project's .env or config file comes after all of these.
 
 Exit codes: 0 done, 1 a migration or the database failed, 2 bad usage or bad
 migration files (nothing changed), 3 drift or a failed check, 4 timed out
@@ -126,13 +130,19 @@ func (t *tool) withMigrator(ctx context.Context, args []string, f func(*migrate.
 func newFlagSet(name string) *flag.FlagSet { return flag.NewFlagSet(name, flag.ContinueOnError) }
 
 // databaseURL finds the database: --database-url or POSTSTACK_DATABASE_URL,
-// else DATABASE_URL, else --env's host-side URL.
+// else DATABASE_URL, else --env's host-side URL. A URL from the project's
+// .env or config file ranks last: a checkout must not be able to point a
+// run at another database than the one the user named.
 func (t *tool) databaseURL() (string, error) {
-	if u := t.app.Globals.DatabaseURL; u != "" {
+	u := t.app.Globals.DatabaseURL
+	if u != "" && !t.app.FromProject("database-url") {
 		return u, nil
 	}
 	if t.env == "" {
-		if u := t.app.Env.Getenv("DATABASE_URL"); u != "" {
+		if e := t.app.Env.Getenv("DATABASE_URL"); e != "" {
+			return e, nil
+		}
+		if u != "" {
 			return u, nil
 		}
 		return "", exitcode.Usagef("no database: give --database-url (or POSTSTACK_DATABASE_URL), DATABASE_URL, or --env NAME")
@@ -144,11 +154,43 @@ func (t *tool) databaseURL() (string, error) {
 	return vars.Get("POSTSTACK_HOST_DATABASE_URL"), nil
 }
 
-func passwordOf(u string) string {
-	if c, err := pgx.ParseConfig(u); err == nil {
-		return c.Password
+// urlScheme matches the scheme of a URL.
+var urlScheme = regexp.MustCompile(`^\s*([A-Za-z][A-Za-z0-9+.-]*)://`)
+
+// maxShownDSN bounds how much of a connection string an error quotes.
+const maxShownDSN = 200
+
+// connConfig parses a connection string (what names it in messages). Its
+// passwords are registered with the app's masker before it is parsed, in
+// every form a parser's error could quote them, and a parse error is
+// reworded around a masked copy of the string: pgx's own redaction is best
+// effort and leaves fragments of malformed strings.
+func (t *tool) connConfig(what, u string) (*pgx.ConnConfig, error) {
+	for _, pw := range secret.DSNPasswords(u) {
+		t.app.AddSecret(pw)
 	}
-	return ""
+	cfg, err := pgx.ParseConfig(u)
+	if err != nil {
+		reason := err.Error()
+		var pce *pgconn.ParseConfigError
+		if errors.As(err, &pce) {
+			// "cannot parse `<the string, half redacted>`: <reason>"
+			if i := strings.LastIndex(reason, "`: "); i >= 0 {
+				reason = reason[i+3:]
+			}
+		}
+		if m := urlScheme.FindStringSubmatch(u); m != nil && m[1] != "postgres" && m[1] != "postgresql" {
+			reason += "; a URL must start with postgres:// or postgresql:// (in lower case)"
+		}
+		shown := secret.MaskDSN(u)
+		if len(shown) > maxShownDSN {
+			shown = strings.ToValidUTF8(shown[:maxShownDSN], "") + "…"
+		}
+		return nil, exitcode.Usagef("invalid %s: %s: %s", what, shown, reason)
+	}
+	// A password from PGPASSWORD or a passfile is one too.
+	t.app.AddSecret(cfg.Password)
+	return cfg, nil
 }
 
 // connect opens one connection to the database.
@@ -157,11 +199,10 @@ func (t *tool) connect(ctx context.Context) (*pgx.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := pgx.ParseConfig(u)
+	cfg, err := t.connConfig("database URL", u)
 	if err != nil {
-		return nil, exitcode.Usagef("database URL: %v", err)
+		return nil, err
 	}
-	t.app.AddSecret(cfg.Password)
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", describe(cfg), err)
@@ -183,7 +224,7 @@ func (t *tool) source() ([]*migrate.Migration, error) {
 	}
 	// Without a usable home there is no cache; loading is only slower.
 	cache, _ := migrate.CachePath(abs, t.app.Env.Getenv)
-	migs, err := migrate.LoadDir(abs, migrate.WithCache(cache))
+	migs, err := migrate.LoadDir(abs, migrate.WithCache(cache), migrate.WithRoot(t.app.Env.Dir))
 	if abs == dir {
 		return migs, err
 	}
@@ -477,7 +518,7 @@ func (t *tool) verifyCommand() *ffcli.Command {
 	var rollback bool
 	var scratch string
 	fs.BoolVar(&rollback, "rollback", false, "in a scratch database, apply, roll back and re-apply each migration and compare the catalog")
-	fs.StringVar(&scratch, "scratch-url", "", "with --rollback: an empty database to use (default: a temporary one created next to the target)")
+	fs.StringVar(&scratch, "scratch-url", "", "with --rollback: an empty database to use, refused (exit 2) if it holds a ledger or any object; the migrations stay applied there (default: a temporary database created next to the target and dropped)")
 	return t.app.Examples(&ffcli.Command{
 		Name:       "verify",
 		ShortUsage: "ps-migrate verify [--rollback [--scratch-url URL]]",
@@ -580,11 +621,10 @@ func (t *tool) waitCommand() *ffcli.Command {
 			if err != nil {
 				return err
 			}
-			cfg, err := pgx.ParseConfig(u)
+			cfg, err := t.connConfig("database URL", u)
 			if err != nil {
-				return exitcode.Usagef("database URL: %v", err)
+				return err
 			}
-			t.app.AddSecret(cfg.Password)
 			ctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
 			label := "waiting for " + describe(cfg)
@@ -673,11 +713,14 @@ func (t *tool) dumpSchemaCommand() *ffcli.Command {
 			if err != nil {
 				return err
 			}
-			t.app.AddSecret(passwordOf(u))
+			// pg_dump gets the URL as it is, but only once pgx accepts it.
+			if _, err := t.connConfig("database URL", u); err != nil {
+				return err
+			}
 			if out == "" {
 				return pgschema.DumpSchema(ctx, u, t.app.Env.Stdout)
 			}
-			return atomicfile.Write(t.app.Path(out), 0o644, func(f *os.File) error { return pgschema.DumpSchema(ctx, u, f) })
+			return atomicfile.Write(t.app.Path(out), atomicfile.Public, func(f *os.File) error { return pgschema.DumpSchema(ctx, u, f) })
 		},
 	}, "ps-migrate dump-schema -o schema.sql && git diff --exit-code schema.sql")
 }
@@ -693,7 +736,7 @@ func (t *tool) backupCommand() *ffcli.Command {
 		ShortUsage: "ps-migrate backup [-o FILE]",
 		ShortHelp:  "pg_dump --format=custom of the whole database; restore with pg_restore",
 		LongHelp: `backup writes a pg_dump custom-format archive of the whole database (schema
-and data). Restore it into an empty database with
+and data), mode 0600 even over an existing file. Restore it into an empty database with
   pg_restore --no-owner --dbname "$DATABASE_URL" FILE
 or over an existing one (dropping what the archive holds first) with
   pg_restore --clean --if-exists --no-owner --dbname "$DATABASE_URL" FILE`,
@@ -706,11 +749,10 @@ or over an existing one (dropping what the archive holds first) with
 			if err != nil {
 				return err
 			}
-			cfg, err := pgx.ParseConfig(u)
+			cfg, err := t.connConfig("database URL", u)
 			if err != nil {
-				return exitcode.Usagef("database URL: %v", err)
+				return err
 			}
-			t.app.AddSecret(cfg.Password)
 			if out == "" {
 				out = fmt.Sprintf("%s-%s.dump", cfg.Database, time.Now().UTC().Format("20060102T150405Z"))
 			}
@@ -806,11 +848,10 @@ func (t *tool) verifyRollback(ctx context.Context, scratchURL string) (err error
 			return err
 		}
 	}
-	cfg, err := pgx.ParseConfig(scratchURL)
+	cfg, err := t.connConfig("scratch URL", scratchURL)
 	if err != nil {
-		return exitcode.Usagef("scratch URL: %v", err)
+		return err
 	}
-	t.app.AddSecret(cfg.Password)
 	scratch, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("connect to the scratch database %s: %w", describe(cfg), err)

@@ -7,8 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
 	"strings"
 	"text/tabwriter"
 
@@ -17,6 +15,7 @@ import (
 	"github.com/poststack/poststack/internal/cli"
 	"github.com/poststack/poststack/pkg/exitcode"
 	"github.com/poststack/poststack/pkg/render"
+	"github.com/poststack/poststack/pkg/safefile"
 	"github.com/poststack/poststack/pkg/secret"
 	"github.com/poststack/poststack/pkg/subst"
 	"github.com/poststack/poststack/pkg/variables"
@@ -62,7 +61,13 @@ environment, then --set NAME=VALUE.
 --yaml substitutes only inside YAML scalar values (not keys or comments) and
 writes YAML that reads back as exactly the substituted strings, however many
 quotes, colons, #s or newlines the values hold; a plain ${PORT} whose value is
-a number stays a number.
+a number stays a number. Render YAML with --yaml: in text mode a value with a
+newline, ": " or " #" can add keys to it, and ps-subst warns on stderr when that
+happens in a .yml or .yaml file (naming FILE:LINE:COL and the variable).
+
+Problems, --list and --check mask secrets (passwords and URLs that carry them,
+also inside a ${VAR:?message}) unless --show-secrets; they show defaults up to
+256 bytes. SIGINT or SIGTERM stops at once with exit 130, -o FILE untouched.
 
 Exit codes: 0 done, 2 bad usage or invalid template, 3 undefined variables.`
 
@@ -91,9 +96,9 @@ func newCommand(app *cli.App) *ffcli.Command {
 		},
 	}
 	return app.Root(root,
-		"ps-subst < pod.yaml.tmpl | podman kube play -",
+		"ps-subst --yaml < pod.yaml.tmpl | podman kube play -",
 		"ps-subst --env dev --yaml containers/app/app-pod.yaml -o /tmp/app-pod.yaml",
-		"ps-subst --set IMAGE=app:1.2 --env-file ci.env deploy.yml > deploy.rendered.yml",
+		"ps-subst --yaml --set IMAGE=app:1.2 --env-file ci.env deploy.yml > deploy.rendered.yml",
 		"ps-subst --list --json templates/*.yml          # what do these templates need?",
 		"ps-subst --check --env staging app.yaml         # dry run: every variable, its value and source",
 		"ps-subst --allow-undefined < notes.txt          # substitute empty for unset variables",
@@ -111,6 +116,7 @@ func (s *settings) exec(ctx context.Context, app *cli.App, args []string) error 
 	if err != nil {
 		return err
 	}
+	inputs = interruptible(ctx, inputs)
 	if s.list {
 		return s.runList(app, inputs)
 	}
@@ -122,14 +128,15 @@ func (s *settings) exec(ctx context.Context, app *cli.App, args []string) error 
 		return s.runCheck(app, inputs, vars)
 	}
 	opt := render.Options{YAML: s.yaml, AllowUndefined: s.allowUndefined}
+	if !s.yaml {
+		opt.Inserted = s.warnYAMLInjection(app)
+	}
 	if s.output != "" {
 		out := app.Path(s.output)
-		if len(vars.Secrets()) > 0 {
-			opt.FileMode = 0o600
-		}
-		err = render.WriteFile(out, inputs, vars.Lookup, opt)
+		opt.Private = len(vars.Secrets()) > 0
+		err = render.WriteFile(out, inputs, s.lookup(app, vars), opt)
 	} else {
-		err = render.To(app.Env.Stdout, inputs, vars.Lookup, opt)
+		err = render.To(interruptibleWriter{ctx, app.Env.Stdout}, inputs, s.lookup(app, vars), opt)
 	}
 	return s.problems(app, err)
 }
@@ -182,8 +189,10 @@ func (s *settings) problems(app *cli.App, err error) error {
 		return err
 	}
 	for _, p := range ps {
-		fmt.Fprintln(app.Env.Stderr, p.Error())
-		app.Actions.Error(strings.TrimPrefix(p.Error(), p.Pos.String()+": "), p.Pos.File, p.Pos.Line, p.Pos.Col)
+		// A message is itself substituted (${A:?need ${DB_PASSWORD}}).
+		msg := s.mask(app, p.Error())
+		fmt.Fprintln(app.Env.Stderr, msg)
+		app.Actions.Error(strings.TrimPrefix(msg, s.mask(app, p.Pos.String())+": "), p.Pos.File, p.Pos.Line, p.Pos.Col)
 	}
 	hint := ""
 	if ps.ExitCode() == exitcode.Check {
@@ -193,7 +202,7 @@ func (s *settings) problems(app *cli.App, err error) error {
 	if s.output != "" {
 		where = s.output + " was left untouched"
 	}
-	fmt.Fprintf(app.Env.Stderr, "ps-subst: %d %s, %s%s\n", len(ps), plural(len(ps), "problem"), where, hint)
+	fmt.Fprintln(app.Env.Stderr, s.mask(app, fmt.Sprintf("ps-subst: %d %s, %s%s", len(ps), plural(len(ps), "problem"), where, hint)))
 	return exitcode.With(ps.ExitCode(), cli.ErrReported)
 }
 
@@ -203,6 +212,9 @@ func (s *settings) runList(app *cli.App, inputs []render.Input) error {
 		return s.problems(app, err)
 	}
 	list := render.List(refs)
+	for i := range list {
+		list[i].Default = s.mask(app, excerpt(list[i].Default))
+	}
 	if app.Globals.JSON {
 		if list == nil {
 			list = []render.Variable{}
@@ -231,9 +243,14 @@ func (s *settings) runCheck(app *cli.App, inputs []render.Input, vars *variables
 		return render.Var{Value: v.Value, Source: v.Source, Secret: v.Secret}, ok
 	})
 	for i := range resolved {
-		if r := &resolved[i]; r.Secret && !s.showSecrets {
+		r := &resolved[i]
+		if r.Secret {
+			app.AddSecret(r.Value)
+		}
+		if r.Secret && !s.showSecrets {
 			r.Value = maskValue(r.Value)
 		}
+		r.Value, r.Default = s.mask(app, r.Value), s.mask(app, excerpt(r.Default))
 	}
 	if app.Globals.JSON {
 		if err := writeJSON(app.Env.Stdout, resolved); err != nil {
@@ -280,24 +297,17 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+// readable checks a template named on the command line as render.File
+// reads it: a regular file (not a directory, FIFO or device), capped in size.
 func readable(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			return pe.Err
-		}
-		return err
+	f, err := safefile.Open("", path)
+	if se := (*safefile.Error)(nil); errors.As(err, &se) {
+		return errors.New(se.Reason)
 	}
-	defer f.Close()
-	st, err := f.Stat()
 	if err != nil {
 		return err
 	}
-	if st.IsDir() {
-		return errors.New("is a directory")
-	}
-	return nil
+	return f.Close()
 }
 
 func plural(n int, word string) string {

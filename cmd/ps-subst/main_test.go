@@ -257,7 +257,7 @@ environments:
 
 func TestHelpAndVersion(t *testing.T) {
 	r := runIn(t, t.TempDir(), nil, "", "--help")
-	if r.code != 0 || !strings.Contains(r.stdout, "ps-subst < pod.yaml.tmpl | podman kube play -") {
+	if r.code != 0 || !strings.Contains(r.stdout, "ps-subst --yaml < pod.yaml.tmpl | podman kube play -") {
 		t.Errorf("help: exit %d\n%s", r.code, r.stdout)
 	}
 	r = runIn(t, t.TempDir(), nil, "", "--version")

@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -75,8 +74,10 @@ type App struct {
 	Progress logging.Progress
 	Secrets  *secret.Masker
 
-	root     *ffcli.Command
-	examples map[*ffcli.Command][]string
+	root        *ffcli.Command
+	examples    map[*ffcli.Command][]string
+	fallback    map[fallbackKey]Fallback
+	fromProject map[string]bool
 }
 
 // New returns an App for the binary name.
@@ -232,7 +233,8 @@ func (a *App) prepare(c *ffcli.Command, path string) error {
 }
 
 // fallbacks fills unset flags of the parsed commands from the environment,
-// ./.env and the config file, in that order, then settles derived globals.
+// ./.env and the config file, in that order, each only for the flags that
+// allow it (see Fallback), then settles derived globals.
 func (a *App) fallbacks(root *ffcli.Command) error {
 	var sets []*flag.FlagSet
 	walk(root, func(c *ffcli.Command) {
@@ -240,14 +242,15 @@ func (a *App) fallbacks(root *ffcli.Command) error {
 			sets = append(sets, c.FlagSet)
 		}
 	})
-	if err := ApplyFallback(sets, EnvSource(a.Env.Getenv)); err != nil {
+	if _, err := ApplyFallback(sets, EnvSource(a.Env.Getenv), a.fallbackOf); err != nil {
 		return err
 	}
-	dot, err := DotEnvSource(a.abs(".env"), a.Env.Getenv)
+	dot, err := DotEnvSource(a.Env.Dir, a.abs(".env"), a.Env.Getenv)
 	if err != nil {
 		return err
 	}
-	if err := ApplyFallback(sets, dot); err != nil {
+	fromProject, err := ApplyFallback(sets, dot, a.fallbackOf)
+	if err != nil {
 		return err
 	}
 	if a.Globals.ConfigFile != "" {
@@ -255,7 +258,16 @@ func (a *App) fallbacks(root *ffcli.Command) error {
 		if err != nil {
 			return err
 		}
-		if err := ApplyFallback(sets, cfg); err != nil {
+		names, err := ApplyFallback(sets, cfg, a.fallbackOf)
+		if err != nil {
+			return err
+		}
+		fromProject = append(fromProject, names...)
+	}
+	a.fromProject = map[string]bool{}
+	for _, name := range fromProject {
+		a.fromProject[name] = true
+		if err := a.checkProjectPath(sets, name); err != nil {
 			return err
 		}
 	}
@@ -272,14 +284,98 @@ func (a *App) fallbacks(root *ffcli.Command) error {
 	return nil
 }
 
+// Fallback lets the flag name of fs be set from the sources f allows when
+// its command line does not set it; its --help then names the variable.
+// Never allow more than CommandLine for a flag that destroys, redirects
+// output, relaxes a check or reveals secrets: a checkout may be hostile.
+func (a *App) Fallback(fs *flag.FlagSet, name string, f Fallback) {
+	if a.fallback == nil {
+		a.fallback = map[fallbackKey]Fallback{}
+	}
+	a.fallback[fallbackKey{fs, name}] = f
+}
+
+type fallbackKey struct {
+	fs   *flag.FlagSet
+	name string
+}
+
+func (a *App) fallbackOf(fs *flag.FlagSet, name string) Fallback {
+	if isGlobal(name) {
+		return globalFallback(name)
+	}
+	return a.fallback[fallbackKey{fs, name}]
+}
+
+// FromProject reports whether the flag's value came from the project's
+// files (./.env or --config-file) rather than from the command line or the
+// process environment: a command gives such a value the lowest trust.
+func (a *App) FromProject(name string) bool { return a.fromProject[name] }
+
+// checkProjectPath refuses a path setting that the project's files point
+// outside the project: a repository must not make poststack read or write
+// elsewhere.
+func (a *App) checkProjectPath(sets []*flag.FlagSet, name string) error {
+	if !isPathSetting(name) {
+		return nil
+	}
+	var value string
+	for _, fs := range sets {
+		if f := fs.Lookup(name); f != nil {
+			value = f.Value.String()
+			break
+		}
+	}
+	if value == "" || within(a.Env.Dir, a.abs(value)) {
+		return nil
+	}
+	return exitcode.Usagef("%s %q (from .env or the config file) is outside the project %s; "+
+		"give it on the command line or as %s in the environment", name, value, a.Env.Dir, EnvName(name))
+}
+
+// within reports whether path is dir or below it, lexically and once
+// symbolic links in the part that exists are resolved.
+func within(dir, path string) bool {
+	inside := func(d, p string) bool {
+		rel, err := filepath.Rel(d, p)
+		return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
+	}
+	dir, path = filepath.Clean(dir), filepath.Clean(path)
+	if !inside(dir, path) {
+		return false
+	}
+	realDir, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return false
+	}
+	// Resolve the longest existing prefix of path: what is missing yet
+	// cannot be a link.
+	existing, rest := path, ""
+	for {
+		if _, err := os.Lstat(existing); err == nil {
+			break
+		}
+		parent := filepath.Dir(existing)
+		if parent == existing {
+			return false
+		}
+		rest = filepath.Join(filepath.Base(existing), rest)
+		existing = parent
+	}
+	realPath, err := filepath.EvalSymlinks(existing)
+	if err != nil {
+		return false
+	}
+	return inside(realDir, filepath.Join(realPath, rest))
+}
+
 // wire builds the logger, the Actions client and the progress hook.
 func (a *App) wire() (func(), error) {
 	g := &a.Globals
 	a.Actions = ghactions.New(a.Env.Stderr, a.Env.Getenv)
-	if u, err := url.Parse(g.DatabaseURL); err == nil && u.User != nil {
-		if pw, ok := u.User.Password(); ok {
-			a.AddSecret(pw)
-		}
+	// Any form: a URL (any scheme case) or keyword=value, well-formed or not.
+	for _, pw := range secret.DSNPasswords(g.DatabaseURL) {
+		a.AddSecret(pw)
 	}
 	human := g.LogLevel
 	if g.Quiet {
@@ -304,7 +400,7 @@ func (a *App) wire() (func(), error) {
 		}
 		opts.Dir = ""
 		logger, closer, _ = logging.New(opts)
-		logger.Warn("file log disabled", "err", err)
+		logger.Warn(fmt.Sprintf("file log disabled: %v, or pass --log-dir DIR", err))
 	}
 	a.Logger = logger
 
@@ -338,6 +434,11 @@ func (a *App) report(err error) {
 	msg := err.Error()
 	if errors.Is(err, context.Canceled) {
 		msg = "interrupted"
+		// What an interruption left half-done must still reach the user.
+		var hd interface{ HalfDone() string }
+		if errors.As(err, &hd) {
+			msg += ": " + hd.HalfDone()
+		}
 	}
 	msg = strings.TrimRight(a.Secrets.Mask(msg), "\n")
 	fmt.Fprintf(a.Env.Stderr, "%s: %s\n", a.Name, msg)

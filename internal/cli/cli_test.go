@@ -27,12 +27,14 @@ type result struct {
 	app            *App
 	args           []string // what the executed command received
 	target         string   // value of the subcommand's own --target flag
+	image          string   // value of the subcommand's --image flag (a Setting)
+	stateDir       string   // value of the subcommand's --state-dir flag (Environment)
 	allowUndefined bool     // value of the root's own --allow-undefined flag
 }
 
 // runApp runs a small binary "ps-test" with a root flag (--allow-undefined),
-// a subcommand "up" with its own flag (--target), and exec returning
-// execErr.
+// a subcommand "up" with its own flags (--target, command line only;
+// --image, a Setting; --state-dir, Environment), and exec returning execErr.
 func runApp(t *testing.T, dir string, env map[string]string, execErr error, args ...string) result {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
@@ -47,6 +49,10 @@ func runApp(t *testing.T, dir string, env map[string]string, execErr error, args
 	allow := rootFS.Bool("allow-undefined", false, "substitute empty for undefined variables")
 	upFS := flag.NewFlagSet("ps-test up", flag.ContinueOnError)
 	target := upFS.String("target", "", "target `version`")
+	image := upFS.String("image", "", "image to use")
+	app.Fallback(upFS, "image", Setting)
+	stateDir := upFS.String("state-dir", "", "where state lives")
+	app.Fallback(upFS, "state-dir", Environment)
 	up := app.Examples(&ffcli.Command{
 		Name:       "up",
 		ShortUsage: "ps-test up [flags]",
@@ -66,6 +72,7 @@ func runApp(t *testing.T, dir string, env map[string]string, execErr error, args
 	res.code = app.Run(context.Background(), root, args)
 	res.stdout, res.stderr, res.app = stdout.String(), stderr.String(), app
 	res.target, res.allowUndefined = *target, *allow
+	res.image, res.stateDir = *image, *stateDir
 	return res
 }
 
@@ -136,10 +143,10 @@ func TestPrecedence(t *testing.T) {
 			},
 		},
 		{
-			name:  "config file named in .env",
+			name:  "a config file named in .env is not read",
 			files: files{dotenv: "POSTSTACK_CONFIG_FILE=c.yaml\n", config: "database_url: config\n", configName: "c.yaml"},
 			args:  []string{"up"},
-			check: wantURL("config"),
+			check: wantURL(""),
 		},
 		{
 			name: "global flag after the subcommand beats env",
@@ -153,17 +160,82 @@ func TestPrecedence(t *testing.T) {
 			},
 		},
 		{
-			name: "binary-specific flags get the same fallback",
-			env:  map[string]string{"POSTSTACK_ALLOW_UNDEFINED": "true"},
-			files: files{dotenv: "POSTSTACK_TARGET=7\n", config: "target: 9\nallow_undefined: false\n",
-				configName: "c.yaml"},
+			name: "a command's own flags come from its command line only",
+			env:  map[string]string{"POSTSTACK_ALLOW_UNDEFINED": "true", "POSTSTACK_TARGET": "5"},
+			files: files{dotenv: "POSTSTACK_TARGET=7\nPOSTSTACK_ALLOW_UNDEFINED=true\n",
+				config: "target: 9\nallow_undefined: true\n", configName: "c.yaml"},
 			args: []string{"--config-file", "c.yaml", "up", "arg1"},
 			check: func(t *testing.T, r result) {
-				if !r.allowUndefined || r.target != "7" {
-					t.Errorf("allow-undefined=%v target=%q, want true and 7", r.allowUndefined, r.target)
+				if r.allowUndefined || r.target != "" {
+					t.Errorf("allow-undefined=%v target=%q, want false and empty", r.allowUndefined, r.target)
 				}
 				if strings.Join(r.args, ",") != "arg1" {
 					t.Errorf("args = %q", r.args)
+				}
+			},
+		},
+		{
+			name:  "a flag the command makes a Setting: from the environment, .env and config",
+			env:   map[string]string{"POSTSTACK_IMAGE": "env"},
+			files: files{dotenv: "POSTSTACK_IMAGE=dotenv\n", config: "image: config\n", configName: "c.yaml"},
+			args:  []string{"--config-file", "c.yaml", "up"},
+			check: func(t *testing.T, r result) {
+				if r.image != "env" {
+					t.Errorf("image = %q, want env", r.image)
+				}
+			},
+		},
+		{
+			name:  "a Setting from .env, then from config",
+			files: files{dotenv: "POSTSTACK_IMAGE=dotenv\n", config: "image: config\n", configName: "c.yaml"},
+			args:  []string{"--config-file", "c.yaml", "up"},
+			check: func(t *testing.T, r result) {
+				if r.image != "dotenv" || !r.app.FromProject("image") {
+					t.Errorf("image = %q (from project %v), want dotenv", r.image, r.app.FromProject("image"))
+				}
+			},
+		},
+		{
+			name:  "an Environment flag: from the process environment only",
+			env:   map[string]string{"POSTSTACK_STATE_DIR": "/var/env-state"},
+			files: files{dotenv: "POSTSTACK_STATE_DIR=/tmp/dotenv-state\n", config: "state_dir: /tmp/config\n", configName: "c.yaml"},
+			args:  []string{"--config-file", "c.yaml", "up"},
+			check: func(t *testing.T, r result) {
+				if r.stateDir != "/var/env-state" || r.app.FromProject("state-dir") {
+					t.Errorf("state-dir = %q, want /var/env-state", r.stateDir)
+				}
+			},
+		},
+		{
+			name:  "an Environment flag is never read from .env or config",
+			files: files{dotenv: "POSTSTACK_STATE_DIR=/tmp/dotenv-state\n", config: "state_dir: /tmp/config\n", configName: "c.yaml"},
+			args:  []string{"--config-file", "c.yaml", "up"},
+			check: func(t *testing.T, r result) {
+				if r.stateDir != "" {
+					t.Errorf("state-dir = %q, want empty", r.stateDir)
+				}
+			},
+		},
+		{
+			name:  "output switches are not settings",
+			env:   map[string]string{"POSTSTACK_JSON": "true", "POSTSTACK_QUIET": "true"},
+			files: files{dotenv: "POSTSTACK_JSON=true\n"},
+			args:  []string{"up"},
+			check: func(t *testing.T, r result) {
+				if r.app.Globals.JSON || r.app.Globals.Quiet {
+					t.Errorf("json=%v quiet=%v, want both false", r.app.Globals.JSON, r.app.Globals.Quiet)
+				}
+			},
+		},
+		{
+			name:  "a database URL from .env ranks below the environment, and says so",
+			env:   map[string]string{"POSTSTACK_DATABASE_URL": "env"},
+			files: files{dotenv: "POSTSTACK_DATABASE_URL=dotenv\n"},
+			args:  []string{"up"},
+			check: func(t *testing.T, r result) {
+				wantURL("env")(t, r)
+				if r.app.FromProject("database-url") {
+					t.Error("FromProject(database-url) = true for an environment value")
 				}
 			},
 		},
@@ -174,7 +246,7 @@ func TestPrecedence(t *testing.T) {
 			args: []string{"--config-file", "c.yaml", "up"},
 			check: func(t *testing.T, r result) {
 				g := r.app.Globals
-				if g.PostgresHostPort != 5433 || !g.JSON || g.ContainerRuntime != "docker" || g.LogLevel != slog.LevelWarn {
+				if g.PostgresHostPort != 5433 || g.JSON || g.ContainerRuntime != "docker" || g.LogLevel != slog.LevelWarn {
 					t.Errorf("globals = %+v", g)
 				}
 				if g.MigrationsPath != "./migrations" || g.ProjectContainerNetwork != "bridge" ||
@@ -241,14 +313,18 @@ func TestUsageErrors(t *testing.T) {
 		{"unknown runtime", map[string]string{"POSTSTACK_CONTAINER_RUNTIME": "lxc"}, "", "", []string{"up"},
 			`^ps-test: environment: invalid value "lxc" for --container-runtime: unknown value "lxc" \(want podman or docker\)\n$`},
 		{"missing config file", nil, "", "", []string{"--config-file", "nope.yaml", "up"},
-			`^ps-test: config file: open .*nope\.yaml: no such file or directory\n$`},
+			`^ps-test: config file: .*nope\.yaml: no such file or directory\n$`},
 		{"config file not a mapping", nil, "", "- a\n- b\n", []string{"--config-file", "c.yaml", "up"},
 			`^ps-test: config file .*c\.yaml: line 1: want a mapping`},
 		{"config file nested value", nil, "", "database_url:\n  a: b\n", []string{"--config-file", "c.yaml", "up"},
 			`^ps-test: config file .*c\.yaml: line 2: database_url: want a plain value\n$`},
 		{"bad .env", nil, "POSTSTACK_LOG_LEVEL='unterminated\n", "", []string{"up"}, `^ps-test: .*\.env: `},
-		{"bad bool in env", map[string]string{"POSTSTACK_JSON": "maybe"}, "", "", []string{"up"},
-			`^ps-test: environment: invalid value "maybe" for --json`},
+		{"log dir outside the project from .env", nil, "POSTSTACK_LOG_DIR=/tmp/elsewhere\n", "", []string{"up"},
+			`^ps-test: log-dir "/tmp/elsewhere" \(from \.env or the config file\) is outside the project .*; give it on the command line or as POSTSTACK_LOG_DIR in the environment\n$`},
+		{"log dir escaping with .. from config", nil, "", "log_dir: ../../x\n", []string{"--config-file", "c.yaml", "up"},
+			`^ps-test: log-dir "\.\./\.\./x" \(from \.env or the config file\) is outside the project`},
+		{"migrations path outside the project from .env", nil, "POSTSTACK_MIGRATIONS_PATH=/etc\n", "", []string{"up"},
+			`^ps-test: migrations-path "/etc" \(from \.env or the config file\) is outside the project`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -276,6 +352,47 @@ func TestUsageErrors(t *testing.T) {
 	}
 }
 
+// A checkout's .env can be a symbolic link to a secret of the user's, or a FIFO: it is refused
+// (exit 2) without its target's content reaching any output, and without blocking.
+func TestAttackHostileDotEnv(t *testing.T) {
+	outside := filepath.Join(t.TempDir(), "id_ed25519")
+	writeFile(t, outside, "POSTSTACK_LOG_LEVEL=TOPSECRET-KEY\n")
+	tests := []struct {
+		name string
+		make func(t *testing.T, dotenv string)
+		want string
+	}{
+		{"symlink out of the project", func(t *testing.T, dotenv string) {
+			if err := os.Symlink(outside, dotenv); err != nil {
+				t.Fatal(err)
+			}
+		}, "outside the project"},
+		{"FIFO", func(t *testing.T, dotenv string) {
+			if err := syscall.Mkfifo(dotenv, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, "not a regular file"},
+		{"symlink to /dev/zero", func(t *testing.T, dotenv string) {
+			if err := os.Symlink("/dev/zero", dotenv); err != nil {
+				t.Fatal(err)
+			}
+		}, ".env"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			tt.make(t, filepath.Join(dir, ".env"))
+			r := runApp(t, dir, nil, nil, "up")
+			if r.code != exitcode.Usage || !strings.Contains(r.stderr, tt.want) || strings.Contains(r.stderr, "TOPSECRET") {
+				t.Errorf("exit %d stderr %q, want 2 naming %q without the secret", r.code, r.stderr, tt.want)
+			}
+			if r.args != nil {
+				t.Error("the command ran")
+			}
+		})
+	}
+}
+
 func TestVersionEnvDoesNotBreak(t *testing.T) {
 	// A project may well have POSTSTACK_VERSION=2.1 in its .env.
 	dir := t.TempDir()
@@ -297,7 +414,11 @@ func TestHelp(t *testing.T) {
 			"(default INFO)", "POSTSTACK_LOG_LEVEL", "EXAMPLES\n  ps-test up\n  # a comment line\n  ps-test --json up\n"}, nil},
 		{[]string{"-h"}, []string{"EXAMPLES"}, nil},
 		{[]string{"up", "--help"}, []string{"USAGE\n  ps-test up [flags]", "--target version", "global flags",
-			"EXAMPLES\n  ps-test up --target 3\n"}, []string{"--database-url", "--allow-undefined"}},
+			"EXAMPLES\n  ps-test up --target 3\n", "image to use [env POSTSTACK_IMAGE, .env, config]",
+			"where state lives [env POSTSTACK_STATE_DIR]"},
+			[]string{"--database-url", "--allow-undefined", "POSTSTACK_TARGET"}},
+		{[]string{"--help"}, []string{"(default INFO) [env, .env, config]", "[env POSTSTACK_CONFIG_FILE]", "[env POSTSTACK_CONFIG_FILE]"},
+			[]string{"POSTSTACK_ALLOW_UNDEFINED", "print results as JSON ["}},
 		{[]string{"--json", "up", "-help", "--target", "x"}, []string{"--target version"}, nil},
 	}
 	for _, tt := range tests {
@@ -430,7 +551,7 @@ func TestNoColorAndQuiet(t *testing.T) {
 		{"NO_COLOR", map[string]string{"NO_COLOR": "1"}, []string{"up"}, true, true},
 		{"TERM=dumb", map[string]string{"TERM": "dumb"}, []string{"up"}, true, true},
 		{"--no-color", nil, []string{"--no-color", "up"}, true, true},
-		{"POSTSTACK_NO_COLOR", map[string]string{"POSTSTACK_NO_COLOR": "true"}, []string{"up"}, true, true},
+		{"POSTSTACK_NO_COLOR is no setting", map[string]string{"POSTSTACK_NO_COLOR": "true"}, []string{"up"}, false, true},
 		{"--quiet hides info", nil, []string{"--quiet", "up"}, false, false},
 		{"--log-level error hides info", nil, []string{"up", "--log-level", "ERROR"}, false, false},
 	}

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -32,31 +31,54 @@ func configKey(s string) string {
 	return strings.TrimPrefix(s, "poststack_")
 }
 
+// Fallback says where a flag's value may come from when the command line
+// does not give it. A checkout may be hostile (CI runs fork pull requests),
+// so a command's own flags come from its command line only unless the
+// command says otherwise; flags that destroy, redirect output, relax a check
+// or reveal secrets must stay CommandLine.
+type Fallback uint8
+
+const (
+	// CommandLine: the flag is only ever set on the command line.
+	CommandLine Fallback = iota
+	// Environment: also from its POSTSTACK_<NAME> variable in the process
+	// environment, which the user (or the CI job) controls, never from the
+	// project's files.
+	Environment
+	// Setting: also from the environment, ./.env and --config-file, like
+	// the global settings.
+	Setting
+)
+
 // Source supplies values for flags the command line left unset.
 type Source struct {
 	// Name says where a bad value came from, in errors.
 	Name string
+	// Needs is the least Fallback a flag must allow to be set from here.
+	Needs Fallback
 	// Lookup returns the values for a flag, ok false when the source has
 	// none. Several values are set in order (for repeatable flags).
 	Lookup func(flagName string) (values []string, ok bool)
-	// Skip lists flags this source must not set.
-	Skip map[string]bool
 }
 
 // ApplyFallback sets, on every parsed flag set in sets, each flag that no
 // earlier pass has set (on any of the sets: a global flag given after a
-// subcommand counts for the root as well) from src. Call it once per
-// source, highest precedence first, after the command line was parsed. A
-// value the flag rejects is a usage error (exit 2).
-func ApplyFallback(sets []*flag.FlagSet, src Source) error {
+// subcommand counts for the root as well) and whose fallback (as allows
+// says) reaches src.Needs, from src. Call it once per source, highest
+// precedence first, after the command line was parsed. It returns the names
+// it set. A value the flag rejects is a usage error (exit 2).
+func ApplyFallback(sets []*flag.FlagSet, src Source, allows func(fs *flag.FlagSet, name string) Fallback) ([]string, error) {
 	set := map[string]bool{}
 	for _, fs := range sets {
 		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	}
-	var err error
+	var (
+		err   error
+		names []string
+	)
 	for _, fs := range sets {
 		fs.VisitAll(func(f *flag.Flag) {
-			if err != nil || set[f.Name] || src.Skip[f.Name] {
+			if err != nil || set[f.Name] || allows(fs, f.Name) < src.Needs {
 				return
 			}
 			vals, ok := src.Lookup(f.Name)
@@ -69,35 +91,38 @@ func ApplyFallback(sets []*flag.FlagSet, src Source) error {
 					return
 				}
 			}
+			set[f.Name] = true
+			names = append(names, f.Name)
 		})
 	}
-	return err
+	return names, err
 }
 
 // EnvSource reads POSTSTACK_<NAME> through getenv; empty means unset.
 func EnvSource(getenv func(string) string) Source {
 	return Source{
-		Name: "environment",
+		Name:  "environment",
+		Needs: Environment,
 		Lookup: func(name string) ([]string, bool) {
 			if v := getenv(EnvName(name)); v != "" {
 				return []string{v}, true
 			}
 			return nil, false
 		},
-		Skip: map[string]bool{"version": true},
 	}
 }
 
 // DotEnvSource reads the POSTSTACK_* entries of the dotenv file at path;
 // a missing file is an empty source. ${VAR} references expand from getenv
-// and earlier entries, as docker compose does.
-func DotEnvSource(path string, getenv func(string) string) (Source, error) {
+// and earlier entries, as docker compose does. The file belongs to the
+// project: it must be a regular file inside root (see safefile).
+func DotEnvSource(root, path string, getenv func(string) string) (Source, error) {
 	vars := map[string]string{}
-	b, err := os.ReadFile(path)
+	b, err := readProjectFile(root, path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
-		return Source{}, exitcode.With(exitcode.Usage, fmt.Errorf("read %s: %w", path, err))
+		return Source{}, exitcode.With(exitcode.Usage, err)
 	default:
 		vars, err = dotenv.ParseWithLookup(bytes.NewReader(b), lookupFrom(getenv))
 		if err != nil {
@@ -105,12 +130,12 @@ func DotEnvSource(path string, getenv func(string) string) (Source, error) {
 		}
 	}
 	return Source{
-		Name: path,
+		Name:  path,
+		Needs: Setting,
 		Lookup: func(name string) ([]string, bool) {
 			v, ok := vars[EnvName(name)]
 			return []string{v}, ok
 		},
-		Skip: map[string]bool{"version": true},
 	}, nil
 }
 
@@ -120,7 +145,7 @@ func DotEnvSource(path string, getenv func(string) string) (Source, error) {
 // Unknown keys are ignored, so that one file can serve all four binaries.
 // A missing file is a usage error: it was asked for explicitly.
 func ConfigFileSource(path string, getenv func(string) string) (Source, error) {
-	b, err := os.ReadFile(path)
+	b, err := readUserFile(path)
 	if err != nil {
 		return Source{}, exitcode.With(exitcode.Usage, fmt.Errorf("config file: %w", err))
 	}
@@ -140,12 +165,12 @@ func ConfigFileSource(path string, getenv func(string) string) (Source, error) {
 		}
 	}
 	return Source{
-		Name: path,
+		Name:  path,
+		Needs: Setting,
 		Lookup: func(name string) ([]string, bool) {
 			v, ok := vals[configKey(name)]
 			return v, ok
 		},
-		Skip: map[string]bool{"version": true, "config-file": true},
 	}, nil
 }
 

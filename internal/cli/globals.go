@@ -9,9 +9,9 @@ import (
 	"strings"
 )
 
-// Globals are the settings every poststack binary accepts. Each is a flag,
-// a POSTSTACK_<NAME> environment variable, a .env entry and a config-file
-// key (see ApplyFallback).
+// Globals are the settings every poststack binary accepts. Each is a flag;
+// the settings of DESIGN.md are also a POSTSTACK_<NAME> environment
+// variable, a .env entry and a config-file key (see globalFallback).
 type Globals struct {
 	DatabaseURL                   string
 	LogLevel                      slog.Level
@@ -43,6 +43,31 @@ func isGlobal(name string) bool {
 		"project-containers-path", "project-container-prefix",
 		"project-container-network", "project-container-restart-policy",
 		"config-file", "json", "quiet", "no-color", "version":
+		return true
+	}
+	return false
+}
+
+// globalFallback is where a global flag may come from besides the command
+// line: the settings of DESIGN.md from the environment, .env and the config
+// file; --config-file from the environment only (a project's .env must not
+// pick the file that configures it); output switches (--json, --quiet,
+// --no-color, --version) from the command line only.
+func globalFallback(name string) Fallback {
+	switch name {
+	case "config-file":
+		return Environment
+	case "json", "quiet", "no-color", "version":
+		return CommandLine
+	}
+	return Setting
+}
+
+// isPathSetting tells the settings that name a place poststack reads or
+// writes: when the project's files set them, they must stay inside it.
+func isPathSetting(name string) bool {
+	switch name {
+	case "log-dir", "migrations-path", "project-containers-path":
 		return true
 	}
 	return false

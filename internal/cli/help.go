@@ -41,7 +41,7 @@ func (a *App) usage(c *ffcli.Command) string {
 			if !isRoot && isGlobal(f.Name) {
 				return
 			}
-			lines = append(lines, flagLine(f))
+			lines = append(lines, flagLine(f, a.fallbackOf(c.FlagSet, f.Name)))
 		})
 		if len(lines) > 0 {
 			b.WriteString("FLAGS\n")
@@ -54,10 +54,13 @@ func (a *App) usage(c *ffcli.Command) string {
 		}
 	}
 	if isRoot {
-		fmt.Fprintf(&b, "Every flag can also be set as a %sNAME environment variable (--log-level is\n"+
-			"%s), as such a line in ./.env, or as a key in --config-file (log_level: debug).\n"+
-			"The command line wins, then the environment, .env, the config file, the default.\n"+
-			"NO_COLOR in the environment turns colour off.\n\n", EnvPrefix, EnvName("log-level"))
+		fmt.Fprintf(&b, "The settings marked [env, .env, config] can also be set as a %sNAME\n"+
+			"environment variable (--log-level is %s), as such a line in ./.env, or\n"+
+			"as a key in --config-file (log_level: debug); the command line wins, then the\n"+
+			"environment, .env, the config file, the default. Paths set by .env or the config\n"+
+			"file must stay inside the project. Every other flag comes from the command line\n"+
+			"only, unless its help names a variable. NO_COLOR turns colour off.\n\n",
+			EnvPrefix, EnvName("log-level"))
 	} else {
 		fmt.Fprintf(&b, "The global flags (see '%s --help') are accepted here too.\n\n", a.Name)
 	}
@@ -73,7 +76,7 @@ func (a *App) usage(c *ffcli.Command) string {
 	return strings.TrimRight(b.String(), "\n") + "\n"
 }
 
-func flagLine(f *flag.Flag) string {
+func flagLine(f *flag.Flag, fb Fallback) string {
 	arg, usage := flag.UnquoteUsage(f)
 	name := "--" + f.Name
 	if len(f.Name) == 1 {
@@ -84,6 +87,16 @@ func flagLine(f *flag.Flag) string {
 	}
 	if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
 		usage += fmt.Sprintf(" (default %s)", f.DefValue)
+	}
+	switch fb {
+	case Environment:
+		usage += fmt.Sprintf(" [env %s]", EnvName(f.Name))
+	case Setting:
+		if isGlobal(f.Name) {
+			usage += " [env, .env, config]"
+		} else {
+			usage += fmt.Sprintf(" [env %s, .env, config]", EnvName(f.Name))
+		}
 	}
 	return fmt.Sprintf("  %s\t%s\n", name, usage)
 }

@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"hash"
 	"io/fs"
@@ -12,13 +11,11 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
-	"strings"
-
-	"github.com/moby/patternmatcher"
-	"github.com/moby/patternmatcher/ignorefile"
 
 	"github.com/poststack/poststack/pkg/atomicfile"
+	"github.com/poststack/poststack/pkg/engine"
 	"github.com/poststack/poststack/pkg/images"
+	"github.com/poststack/poststack/pkg/safefile"
 )
 
 // A fingerprint is a digest of what an image was built from. ps-build
@@ -60,7 +57,7 @@ func writeRecord(stateDir string, rec record) error {
 	if err != nil {
 		return err
 	}
-	return atomicfile.Write(recordPath(stateDir, rec.Engine, rec.Ref), 0o644, func(f *os.File) error {
+	return atomicfile.Write(recordPath(stateDir, rec.Engine, rec.Ref), atomicfile.Public, func(f *os.File) error {
 		_, err := f.Write(data)
 		return err
 	})
@@ -70,13 +67,15 @@ func writeRecord(stateDir string, rec record) error {
 // arguments, the Dockerfile and build context, and the IDs of the images it
 // is built FROM (bases maps each FROM reference to the ID the engine has
 // for it now). Context files count by path, mode, size and modification
-// time, as make does, after the context's .dockerignore/.containerignore;
-// skip names context-relative directories left out besides (ps-build's own
-// logs).
-func fingerprint(engineName string, im *Image, labels map[string]string, bases map[string]string, skip []string) (string, error) {
+// time, as make does, over the files the engine is sent: those the
+// context's .containerignore/.dockerignore lets through, less exclude
+// (see engine.WalkContext).
+func fingerprint(engineName string, im *Image, labels map[string]string, bases map[string]string, exclude []string) (string, error) {
 	h := sha256.New()
 	field := func(k, v string) { fmt.Fprintf(h, "%s\x00%s\x00", k, v) }
-	field("format", "1")
+	// Format 2: the context is what engine.WalkContext sends; images of
+	// format 1 could hold logs/ and .env files, so none of them is kept.
+	field("format", "2")
 	field("engine", engineName)
 	field("ref", im.Ref)
 	for _, k := range sortedKeys(labels) {
@@ -95,12 +94,12 @@ func fingerprint(engineName string, im *Image, labels map[string]string, bases m
 			return "", err
 		}
 	} else {
-		data, err := os.ReadFile(im.Dockerfile)
+		data, err := safefile.ReadFile(im.Context, im.Dockerfile)
 		if err != nil {
 			return "", err
 		}
 		field("dockerfile", string(data))
-		if err := hashContext(h, im.Context, skip); err != nil {
+		if err := hashContext(h, im.Context, exclude); err != nil {
 			return "", err
 		}
 	}
@@ -122,65 +121,11 @@ func hashEmbedded(h hash.Hash, def images.Definition) error {
 	})
 }
 
-// hashContext adds the stat data of every file of the build context dir
-// that the engine would send.
-func hashContext(h hash.Hash, dir string, skip []string) error {
-	var patterns []string
-	for _, name := range []string{".containerignore", ".dockerignore"} {
-		f, err := os.Open(filepath.Join(dir, name))
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		patterns, err = ignorefile.ReadAll(f)
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		break
-	}
-	pm, err := patternmatcher.New(patterns)
-	if err != nil {
-		return fmt.Errorf("ignore file: %w", err)
-	}
-	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil || rel == "." {
-			return err
-		}
-		rel = filepath.ToSlash(rel)
-		for _, s := range skip {
-			if rel == s || strings.HasPrefix(rel, s+"/") {
-				if d.IsDir() {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-		}
-		if len(patterns) > 0 {
-			ignored, err := pm.MatchesOrParentMatches(rel)
-			if err != nil {
-				return err
-			}
-			if ignored {
-				// An exclusion (!pattern) may bring back something below an
-				// ignored directory, so only skip directories without them.
-				if d.IsDir() && !pm.Exclusions() {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
+// hashContext adds the stat data of every entry of the build context dir
+// that the engine is sent.
+func hashContext(h hash.Hash, dir string, exclude []string) error {
+	return engine.WalkContext(dir, exclude, func(rel string, info fs.FileInfo) error {
+		if info.IsDir() {
 			// A directory's size and time change with its entries, which
 			// are hashed themselves (editors' swap files come and go).
 			fmt.Fprintf(h, "dir\x00%s\x00%o\x00", rel, info.Mode())

@@ -20,7 +20,7 @@ func TestFingerprint(t *testing.T) {
 	bases := map[string]string{"debian": "sha256:aaa"}
 	fp := func() string {
 		t.Helper()
-		s, err := fingerprint("podman", im, map[string]string{"l": "v"}, bases, []string{"logs"})
+		s, err := fingerprint("podman", im, map[string]string{"l": "v"}, bases, ContextExcludes(""))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -46,6 +46,15 @@ func TestFingerprint(t *testing.T) {
 	touch("scratch.tmp", "tmp\n")
 	if got := fp(); got != first {
 		t.Error("an ignored file, a log or a *.tmp file changed the fingerprint")
+	}
+	// What is never sent does not count either, even brought back by "!".
+	touch(".dockerignore", "node_modules\n*.tmp\n!.env\n!.poststack\n")
+	first = fp()
+	touch(".env", "DB_PASSWORD=x\n")
+	touch(".poststack/dev.password", "x\n")
+	touch("src/.env.production", "x\n")
+	if got := fp(); got != first {
+		t.Error("a .env or .poststack/ file changed the fingerprint: it is not sent to the engine")
 	}
 	steps := []struct {
 		name   string

@@ -14,6 +14,7 @@ import (
 	"github.com/poststack/poststack/pkg/config"
 	"github.com/poststack/poststack/pkg/exitcode"
 	"github.com/poststack/poststack/pkg/images"
+	"github.com/poststack/poststack/pkg/safefile"
 )
 
 // Image is one image ps-build can build: a built-in definition or a
@@ -94,7 +95,9 @@ func Discover(p Project) ([]*Image, error) {
 		}
 		file := ""
 		for _, n := range []string{"Dockerfile", "Containerfile"} {
-			if st, err := os.Stat(filepath.Join(dir, e.Name(), n)); err == nil && st.Mode().IsRegular() {
+			// Whatever its type: a Dockerfile that is a FIFO, a device or a link out of the
+			// project is refused below, not passed over.
+			if _, err := os.Lstat(filepath.Join(dir, e.Name(), n)); err == nil {
 				file = filepath.Join(dir, e.Name(), n)
 				break
 			}
@@ -107,9 +110,9 @@ func Discover(p Project) ([]*Image, error) {
 			problems = append(problems, fmt.Sprintf("%s: directory name %q cannot name an image: use lower-case letters, digits, '.', '_' and '-'", rel, e.Name()))
 			continue
 		}
-		data, err := os.ReadFile(file)
+		data, err := safefile.ReadFile(p.Root, file)
 		if err != nil {
-			problems = append(problems, fmt.Sprintf("%s: %v", rel, err))
+			problems = append(problems, refused(rel, err))
 			continue
 		}
 		args := copyArgs(p.BuildArgs)
@@ -123,6 +126,19 @@ func Discover(p Project) ([]*Image, error) {
 			Name: e.Name(), Ref: p.Name + "/" + e.Name() + ":latest", Source: rel,
 			Dockerfile: file, Context: p.Root, BuildArgs: args, Froms: froms,
 		})
+	}
+	if len(out) > 0 {
+		// The context's ignore file decides what leaves the machine: one
+		// that cannot be read is refused before anything is built.
+		for _, n := range []string{".containerignore", ".dockerignore"} {
+			f := filepath.Join(p.Root, n)
+			if _, err := os.Lstat(f); err != nil {
+				continue
+			}
+			if _, err := safefile.ReadFile(p.Root, f); err != nil {
+				problems = append(problems, refused(n, err))
+			}
+		}
 	}
 	if len(problems) > 0 {
 		return nil, exitcode.Usagef("%s", strings.Join(problems, "\n"))
@@ -286,6 +302,16 @@ func copyArgs(m map[string]string) map[string]string {
 		out[k] = v
 	}
 	return out
+}
+
+// refused words a Dockerfile that is not read, named as rel: a *safefile.Error names the file
+// itself, by the path it was given.
+func refused(rel string, err error) string {
+	var se *safefile.Error
+	if errors.As(err, &se) {
+		return rel + ": " + se.Reason
+	}
+	return fmt.Sprintf("%s: %v", rel, err)
 }
 
 func relTo(root, p string) string {

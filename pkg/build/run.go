@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/poststack/poststack/pkg/engine"
@@ -43,9 +45,10 @@ type Options struct {
 	// LogDir receives each image's whole build output as
 	// <name>-<timestamp>.log; "" keeps no log files.
 	LogDir string
-	// SkipLogDir is the context-relative directory of build logs (and
-	// anything else ps-build writes under the project), left out of the
-	// fingerprint of project images.
+	// SkipLogDir is the context-relative directory of the logs (and
+	// anything else ps-build writes under the project), never sent to the
+	// engine with a project image's context, like logs/ (see
+	// ContextExcludes).
 	SkipLogDir string
 	// StateDir records each built image's fingerprint and ID, so that an
 	// image whose inputs did not change is not built again; "" always
@@ -146,8 +149,75 @@ func Run(ctx context.Context, b Builder, plan *Plan, o Options) (*Result, error)
 	default:
 		return nil, exitcode.Usagef("--pull must be missing, always or never, not %q", o.Pull)
 	}
+	if o.LogDir != "" {
+		if err := prepareLogDir(o.LogDir); err != nil {
+			return nil, err
+		}
+	}
 	r := &runner{b: b, o: o, plan: plan, results: make([]ImageResult, len(plan.Images))}
 	return r.run(ctx)
+}
+
+// ContextExcludes are the patterns (.dockerignore syntax) of the files of a
+// project's build context that are never sent to the engine, whatever the
+// project's .dockerignore or .containerignore says: poststack's local state
+// (.poststack/, which holds generated passwords) and dotenv files (.env,
+// .env.local, .envrc, …), both at any depth, since a sub-project or a
+// front-end keeps its own; and the project's logs (logs/, and logDir, the
+// context-relative log directory, when it is another). An image must not
+// carry the secrets of the machine that built it: the checkout is built on
+// laptops and CI runners that hold them.
+func ContextExcludes(logDir string) []string {
+	ex := []string{"**/.poststack", "**/.env*", "logs"}
+	if d := filepath.ToSlash(filepath.Clean(logDir)); logDir != "" && d != "logs" && d != "." {
+		ex = append(ex, escapePattern(d))
+	}
+	return ex
+}
+
+// escapePattern makes a path a pattern that matches only itself.
+func escapePattern(p string) string {
+	var b strings.Builder
+	for i, r := range p {
+		if strings.ContainsRune(`*?[]\`, r) || i == 0 && r == '!' {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// prepareLogDir makes the build log directory dir and its parent (the
+// project's log directory) unless they exist, and refuses either when it is
+// a symbolic link or not a directory: a repository can ship logs/ or
+// logs/containers as a link to anywhere the user can write. It is a usage
+// error (exit 2): nothing is built.
+func prepareLogDir(dir string) error {
+	parent := filepath.Dir(dir)
+	if err := os.MkdirAll(filepath.Dir(parent), 0o755); err != nil {
+		return fmt.Errorf("build log directory: %w", err)
+	}
+	for _, d := range []string{parent, dir} {
+		st, err := os.Lstat(d)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			if err := os.Mkdir(d, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+				return fmt.Errorf("build log directory: %w", err)
+			}
+			if st, err = os.Lstat(d); err != nil {
+				return fmt.Errorf("build log directory: %w", err)
+			}
+		case err != nil:
+			return fmt.Errorf("build log directory: %w", err)
+		}
+		if st.Mode()&fs.ModeSymlink != 0 {
+			return exitcode.Usagef("build log directory %s is a symbolic link; remove it (poststack writes logs only into a directory of its own)", d)
+		}
+		if !st.IsDir() {
+			return exitcode.Usagef("build log directory %s is not a directory; remove it", d)
+		}
+	}
+	return nil
 }
 
 type runner struct {
@@ -312,7 +382,12 @@ func (r *runner) build(ctx context.Context, i int, started time.Time) (out outco
 		w = f
 	}
 
+	var exclude []string
+	if !im.Builtin {
+		exclude = ContextExcludes(r.o.SkipLogDir)
+	}
 	bo := engine.BuildOptions{
+		Exclude:    exclude,
 		ContextDir: im.Context,
 		Dockerfile: im.Dockerfile,
 		Tags:       r.tags(im),
@@ -392,11 +467,7 @@ func (r *runner) upToDate(ctx context.Context, im *Image) (fp, id string, err er
 			bases[f.Image] = base.ID
 		}
 	}
-	var skip []string
-	if r.o.SkipLogDir != "" {
-		skip = append(skip, filepath.ToSlash(r.o.SkipLogDir))
-	}
-	fp, err = fingerprint(r.b.Name(), im, r.labels(im), bases, skip)
+	fp, err = fingerprint(r.b.Name(), im, r.labels(im), bases, ContextExcludes(r.o.SkipLogDir))
 	if err != nil {
 		return "", "", nil
 	}
@@ -445,15 +516,19 @@ func (r *runner) labels(im *Image) map[string]string {
 	return l
 }
 
+// openLog creates im's build log in the directory prepareLogDir checked. The
+// log is the user's only (a RUN step may print what it was given), and is
+// never opened through a symbolic link or as a FIFO a checkout put there.
 func (r *runner) openLog(im *Image, started time.Time) (*os.File, string, error) {
-	if err := os.MkdirAll(r.o.LogDir, 0o755); err != nil {
-		return nil, "", fmt.Errorf("build log directory: %w", err)
-	}
 	stamp := started.UTC().Format("20060102T150405.000Z")
 	path := filepath.Join(r.o.LogDir, im.Name+"-"+strings.ReplaceAll(stamp, ".", "")+".log")
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o600)
 	if err != nil {
-		return nil, "", fmt.Errorf("build log: %w", err)
+		return nil, "", exitcode.With(exitcode.Usage, fmt.Errorf("build log %s: %w (a symbolic link or special file there is refused; remove it)", path, err))
+	}
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		f.Close()
+		return nil, "", exitcode.Usagef("build log %s is not a regular file; remove it", path)
 	}
 	return f, path, nil
 }

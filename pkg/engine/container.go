@@ -36,8 +36,12 @@ type RunOptions struct {
 	Image string
 	Cmd   []string
 	// Entrypoint replaces the image's entry point when non-nil; an empty non-nil slice clears it.
-	Entrypoint  []string
-	Env         []string // "K=V"; values are redacted from errors
+	Entrypoint []string
+	Env        []string // "K=V"; values are redacted from errors
+	// Secrets are "K=V" entries whose values must not appear on the CLI's command line, where
+	// every local user can read them: each is passed as `-e K` and its value through the CLI's
+	// own environment. Names the CLIs read themselves (PATH, DOCKER_HOST, …) are refused.
+	Secrets     []string
 	Labels      map[string]string
 	Network     string
 	Aliases     []string // network aliases, need Network
@@ -72,20 +76,28 @@ type Container struct {
 	RestartPolicy string        // "no" when none
 }
 
-// runArgs renders o as `run -d …` arguments.
-func runArgs(o RunOptions) ([]string, error) {
+// runArgs renders o as `run -d …` arguments and the entries of Secrets for the CLI's
+// environment.
+func runArgs(o RunOptions) (args, secrets []string, err error) {
 	if o.Image == "" {
-		return nil, exitcode.Usagef("run: no image")
+		return nil, nil, exitcode.Usagef("run: no image")
+	}
+	if err := checkName("image", o.Image); err != nil {
+		return nil, nil, fmt.Errorf("run %s: %w", o.Name, err)
 	}
 	if len(o.Aliases) > 0 && o.Network == "" {
-		return nil, exitcode.Usagef("run %s: network aliases need a network", o.Name)
+		return nil, nil, exitcode.Usagef("run %s: network aliases need a network", o.Name)
 	}
 	switch o.Restart {
 	case "", "no", "always", "unless-stopped", "on-failure":
 	default:
-		return nil, exitcode.Usagef("run %s: unknown restart policy %q", o.Name, o.Restart)
+		return nil, nil, exitcode.Usagef("run %s: unknown restart policy %q", o.Name, o.Restart)
 	}
-	args := []string{"run", "-d"}
+	secretFlags, secrets, err := secretArgs("-e", o.Secrets)
+	if err != nil {
+		return nil, nil, fmt.Errorf("run %s: %w", o.Name, err)
+	}
+	args = []string{"run", "-d"}
 	if o.Name != "" {
 		args = append(args, "--name", o.Name)
 	}
@@ -93,6 +105,7 @@ func runArgs(o RunOptions) ([]string, error) {
 	for _, kv := range o.Env {
 		args = append(args, "-e", kv)
 	}
+	args = append(args, secretFlags...)
 	if o.Network != "" {
 		args = append(args, "--network", o.Network)
 	}
@@ -102,14 +115,14 @@ func runArgs(o RunOptions) ([]string, error) {
 	for _, p := range o.Ports {
 		s, err := portArg(p)
 		if err != nil {
-			return nil, fmt.Errorf("run %s: %w", o.Name, err)
+			return nil, nil, fmt.Errorf("run %s: %w", o.Name, err)
 		}
 		args = append(args, "-p", s)
 	}
 	for _, m := range o.Mounts {
 		s, err := mountArg(m)
 		if err != nil {
-			return nil, fmt.Errorf("run %s: %w", o.Name, err)
+			return nil, nil, fmt.Errorf("run %s: %w", o.Name, err)
 		}
 		args = append(args, "-v", s)
 	}
@@ -137,7 +150,7 @@ func runArgs(o RunOptions) ([]string, error) {
 	}
 	args = append(args, o.ExtraArgs...)
 	args = append(args, o.Image)
-	return append(args, cmd...), nil
+	return append(args, cmd...), secrets, nil
 }
 
 func ceilSeconds(d time.Duration) int {
@@ -183,11 +196,11 @@ func mountArg(m Mount) (string, error) {
 
 // Run starts a detached container and returns its ID.
 func (e *Engine) Run(ctx context.Context, o RunOptions) (string, error) {
-	args, err := runArgs(o)
+	args, secrets, err := runArgs(o)
 	if err != nil {
 		return "", err
 	}
-	out, err := e.run(ctx, args...)
+	out, err := e.runWith(ctx, invocation{args: args, secrets: secrets})
 	if err != nil {
 		return "", fmt.Errorf("run container %s from %s: %w", o.Name, o.Image, err)
 	}
@@ -200,6 +213,9 @@ func (e *Engine) Run(ctx context.Context, o RunOptions) (string, error) {
 
 // Start starts an existing container.
 func (e *Engine) Start(ctx context.Context, name string) error {
+	if err := checkName("container", name); err != nil {
+		return err
+	}
 	_, err := e.run(ctx, "start", name)
 	return classify(err, "container", name)
 }
@@ -207,6 +223,9 @@ func (e *Engine) Start(ctx context.Context, name string) error {
 // Stop stops a container, killing it after timeout; a negative timeout leaves the grace period
 // to the engine (the container's stop timeout, else 10 s).
 func (e *Engine) Stop(ctx context.Context, name string, timeout time.Duration) error {
+	if err := checkName("container", name); err != nil {
+		return err
+	}
 	args := []string{"stop"}
 	if timeout >= 0 {
 		args = append(args, "-t", strconv.Itoa(ceilSeconds(timeout)))
@@ -218,6 +237,9 @@ func (e *Engine) Stop(ctx context.Context, name string, timeout time.Duration) e
 // Remove removes a container; force kills a running one at once, volumes also removes its
 // anonymous volumes. A missing container is not an error.
 func (e *Engine) Remove(ctx context.Context, name string, force, volumes bool) error {
+	if err := checkName("container", name); err != nil {
+		return err
+	}
 	args := []string{"rm"}
 	if force {
 		args = append(args, "-f")
@@ -375,6 +397,9 @@ func normalizeImageID(id string) string {
 // InspectContainer returns the state of a container; a missing one is an error wrapping
 // ErrNotFound.
 func (e *Engine) InspectContainer(ctx context.Context, name string) (*Container, error) {
+	if err := checkName("container", name); err != nil {
+		return nil, err
+	}
 	out, err := e.run(ctx, "container", "inspect", name)
 	if isNotFound(err) {
 		return nil, fmt.Errorf("container %q: %w", name, ErrNotFound)
@@ -457,6 +482,9 @@ func prefixLabels(labels map[string]string) map[string]string {
 // Logs returns a container's output, stdout and stderr together; tail > 0 keeps the last tail
 // lines.
 func (e *Engine) Logs(ctx context.Context, name string, tail int) (string, error) {
+	if err := checkName("container", name); err != nil {
+		return "", err
+	}
 	args := []string{"logs"}
 	if tail > 0 {
 		args = append(args, "--tail", strconv.Itoa(tail))
@@ -476,21 +504,28 @@ func (e *Engine) Logs(ctx context.Context, name string, tail int) (string, error
 }
 
 // Exec runs cmd in a running container with the extra env ("K=V") and returns its standard
-// output. stdin, when non-nil, is fed to the command. A non-zero exit is a *CommandError whose
-// ExitCode is the command's.
+// output. stdin, when non-nil, is fed to the command. The env values are passed as RunOptions'
+// Secrets are, by name through the CLI's environment, since what a command is given this way
+// is typically a password (PGPASSWORD); a secret belongs in env or stdin, never in cmd. A
+// non-zero exit is a *CommandError whose ExitCode is the command's.
 func (e *Engine) Exec(ctx context.Context, name string, cmd []string, env []string, stdin io.Reader) (string, error) {
+	if err := checkName("container", name); err != nil {
+		return "", err
+	}
 	if len(cmd) == 0 {
 		return "", exitcode.Usagef("exec in %s: no command", name)
+	}
+	envFlags, secrets, err := secretArgs("-e", env)
+	if err != nil {
+		return "", fmt.Errorf("exec in %s: %w", name, err)
 	}
 	args := []string{"exec"}
 	if stdin != nil {
 		args = append(args, "-i")
 	}
-	for _, kv := range env {
-		args = append(args, "-e", kv)
-	}
+	args = append(args, envFlags...)
 	args = append(append(args, name), cmd...)
-	out, err := e.runWith(ctx, invocation{args: args, stdin: stdin})
+	out, err := e.runWith(ctx, invocation{args: args, secrets: secrets, stdin: stdin})
 	if err != nil {
 		return "", fmt.Errorf("exec in container %s: %w", name, classify(err, "container", name))
 	}
@@ -499,6 +534,9 @@ func (e *Engine) Exec(ctx context.Context, name string, cmd []string, env []stri
 
 // Wait blocks until a container stops and returns its exit code.
 func (e *Engine) Wait(ctx context.Context, name string) (int, error) {
+	if err := checkName("container", name); err != nil {
+		return -1, err
+	}
 	out, err := e.run(ctx, "wait", name)
 	if err != nil {
 		return -1, fmt.Errorf("wait for container %s: %w", name, classify(err, "container", name))

@@ -14,6 +14,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -183,6 +185,18 @@ func (e *CommandError) Error() string {
 
 func (e *CommandError) Unwrap() error { return e.Err }
 
+// checkName refuses an object name the CLI would read as a flag: names come from records and
+// files a repository may have written, and `rm -f --all` removes every container.
+func checkName(kind, name string) error {
+	if name == "" {
+		return exitcode.Usagef("empty %s name", kind)
+	}
+	if strings.HasPrefix(name, "-") {
+		return exitcode.Usagef("%s name %q starts with '-'", kind, name)
+	}
+	return nil
+}
+
 // summaryLine picks the line of output that best explains a failure: the last one that reads
 // as an error, since the engines log warnings (systemd, cgroups) after or around it.
 func summaryLine(out string) string {
@@ -234,10 +248,56 @@ func maskValue(kv string) string {
 
 // invocation is one CLI run.
 type invocation struct {
-	args   []string
-	stdin  io.Reader
-	stdout io.Writer // nil: captured and returned
-	stderr io.Writer // nil: captured for the error
+	args []string
+	// secrets are "K=V" entries added to the CLI's own environment, for values the arguments
+	// name only (`-e K`): /proc/PID/cmdline is readable by every local user, /proc/PID/environ
+	// only by the CLI's owner.
+	secrets []string
+	stdin   io.Reader
+	stdout  io.Writer // nil: captured and returned
+	stderr  io.Writer // nil: captured for the error
+}
+
+// secretName matches what may be passed by name: an environment variable name, since podman
+// reads `-e NAME*` as a glob over its own environment.
+var secretName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// reservedPrefixes and reservedNames are variables the CLIs, their helpers or the dynamic
+// loader read themselves (for running, and for building: certificates and proxies for pulls,
+// the locale, tracing, BuildKit): set by name for a container or a build, they would also
+// reconfigure the CLI that passes them.
+var (
+	reservedPrefixes = []string{"DOCKER_", "CONTAINER_", "CONTAINERS_", "PODMAN_", "BUILDAH_", "XDG_", "LD_", "REGISTRY_",
+		"STORAGE_", "SSL_", "OTEL_", "BUILDKIT_", "LC_"}
+	reservedNames = []string{"PATH", "HOME", "USER", "SHELL", "TMPDIR", "TMP", "TEMP", "GODEBUG", "GOTRACEBACK", "GOMAXPROCS",
+		"GOGC", "GOMEMLIMIT", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "FTP_PROXY", "http_proxy", "https_proxy",
+		"no_proxy", "all_proxy", "ftp_proxy", "NOTIFY_SOCKET", "DBUS_SESSION_BUS_ADDRESS", "LANG", "LANGUAGE", "TZ",
+		"SOURCE_DATE_EPOCH"}
+)
+
+// passableByName tells whether a value can be handed to the CLI through its environment and
+// named on the command line only (`-e K`, `--build-arg K`): a plain variable name that the CLI
+// does not read for itself.
+func passableByName(k string) bool {
+	return secretName.MatchString(k) && !slices.Contains(reservedNames, k) &&
+		!slices.ContainsFunc(reservedPrefixes, func(p string) bool { return strings.HasPrefix(k, p) })
+}
+
+// secretArgs renders "K=V" entries as `flag K` arguments and returns the entries for the CLI's
+// environment. A bad or reserved name is a usage error that never shows the value.
+func secretArgs(flag string, kvs []string) (args, environ []string, err error) {
+	for _, kv := range kvs {
+		k, _, ok := strings.Cut(kv, "=")
+		if !ok || !secretName.MatchString(k) {
+			return nil, nil, exitcode.Usagef("secret environment entry %q is not NAME=value with a plain variable name", maskValue(kv))
+		}
+		if !passableByName(k) {
+			return nil, nil, exitcode.Usagef("secret environment variable %s cannot be passed by name: the %s and %s CLIs read it themselves", k, Podman, Docker)
+		}
+		args = append(args, flag, k)
+		environ = append(environ, kv)
+	}
+	return args, environ, nil
 }
 
 // run executes the CLI with args and returns its standard output.
@@ -251,6 +311,10 @@ func (e *Engine) runWith(ctx context.Context, in invocation) ([]byte, error) {
 	}
 	cmd := exec.CommandContext(ctx, e.path, in.args...)
 	cmd.Env = e.environ
+	if len(in.secrets) > 0 {
+		// Environ is e.environ, or the process's when that is nil; a later entry wins.
+		cmd.Env = append(cmd.Environ(), in.secrets...)
+	}
 	cmd.Stdin = in.stdin
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = cancelGrace

@@ -73,6 +73,9 @@ func (i imageJSON) image() Image {
 // InspectImage returns a local image; a missing one is an error wrapping ErrNotFound. Nothing
 // is pulled.
 func (e *Engine) InspectImage(ctx context.Context, ref string) (*Image, error) {
+	if err := checkName("image", ref); err != nil {
+		return nil, err
+	}
 	out, err := e.run(ctx, "image", "inspect", ref)
 	if isNotFound(err) {
 		return nil, fmt.Errorf("image %q: %w", ref, ErrNotFound)
@@ -103,6 +106,9 @@ func (e *Engine) ImageExists(ctx context.Context, ref string) (bool, error) {
 // RemoveImage removes a local image (or just the tag ref, when the image has others); a
 // missing image is not an error.
 func (e *Engine) RemoveImage(ctx context.Context, ref string, force bool) error {
+	if err := checkName("image", ref); err != nil {
+		return err
+	}
 	args := []string{"rmi"}
 	if force {
 		args = append(args, "-f")
@@ -116,6 +122,11 @@ func (e *Engine) RemoveImage(ctx context.Context, ref string, force bool) error 
 
 // TagImage gives the local image src the additional name dst.
 func (e *Engine) TagImage(ctx context.Context, src, dst string) error {
+	for _, ref := range []string{src, dst} {
+		if err := checkName("image", ref); err != nil {
+			return err
+		}
+	}
 	if _, err := e.run(ctx, "tag", src, dst); err != nil {
 		return fmt.Errorf("tag image %s as %s: %w", src, dst, classify(err, "image", src))
 	}

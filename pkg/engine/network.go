@@ -28,6 +28,9 @@ func (n networkJSON) network() Network {
 
 // CreateNetwork creates a bridge network.
 func (e *Engine) CreateNetwork(ctx context.Context, name string, labels map[string]string) error {
+	if err := checkName("network", name); err != nil {
+		return err
+	}
 	args := append([]string{"network", "create"}, labelArgs("--label", labels)...)
 	if _, err := e.run(ctx, append(args, name)...); err != nil {
 		return fmt.Errorf("create network %s: %w", name, err)
@@ -57,6 +60,9 @@ func (e *Engine) EnsureNetwork(ctx context.Context, name string, labels map[stri
 
 // InspectNetwork returns a network; a missing one is an error wrapping ErrNotFound.
 func (e *Engine) InspectNetwork(ctx context.Context, name string) (*Network, error) {
+	if err := checkName("network", name); err != nil {
+		return nil, err
+	}
 	out, err := e.run(ctx, "network", "inspect", name)
 	if isNotFound(err) {
 		return nil, fmt.Errorf("network %q: %w", name, ErrNotFound)
@@ -77,6 +83,9 @@ func (e *Engine) InspectNetwork(ctx context.Context, name string) (*Network, err
 
 // RemoveNetwork removes a network; a missing one is not an error.
 func (e *Engine) RemoveNetwork(ctx context.Context, name string) error {
+	if err := checkName("network", name); err != nil {
+		return err
+	}
 	_, err := e.run(ctx, "network", "rm", name)
 	if err != nil && !isNotFound(err) {
 		return fmt.Errorf("remove network %s: %w", name, err)

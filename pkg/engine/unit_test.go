@@ -281,34 +281,38 @@ func TestIsNotFound(t *testing.T) {
 
 func TestRunArgs(t *testing.T) {
 	tests := []struct {
-		name string
-		o    RunOptions
-		want []string
+		name        string
+		o           RunOptions
+		want        []string
+		wantSecrets []string
 	}{
-		{"minimal", RunOptions{Image: "img"}, []string{"run", "-d", "img"}},
+		{"minimal", RunOptions{Image: "img"}, []string{"run", "-d", "img"}, nil},
 		{"full", RunOptions{
-			Name: "c", Image: "img", Cmd: []string{"a", "b"}, Env: []string{"K=V"},
+			Name: "c", Image: "img", Cmd: []string{"a", "b"}, Env: []string{"K=V"}, Secrets: []string{"PW=hunter2", "T=a=b"},
 			Labels: map[string]string{"z": "1", "a": "2"}, Network: "n", Aliases: []string{"db"},
 			Ports: []PortMapping{{HostIP: "127.0.0.1", HostPort: 5433, ContainerPort: 5432}, {ContainerPort: 53, Protocol: "udp"},
 				{HostIP: "::1", ContainerPort: 80}, {HostPort: 8080, ContainerPort: 80}},
 			Mounts:  []Mount{{Source: "vol", Target: "/data"}, {Source: "/etc/x", Target: "/x", ReadOnly: true}},
 			Restart: "always", User: "1000", Remove: true, StopTimeout: 1500 * time.Millisecond,
 			Entrypoint: []string{"/bin/sh", "-c"}, ExtraArgs: []string{"--init"},
-		}, []string{"run", "-d", "--name", "c", "--label", "a=2", "--label", "z=1", "-e", "K=V", "--network", "n",
+		}, []string{"run", "-d", "--name", "c", "--label", "a=2", "--label", "z=1", "-e", "K=V", "-e", "PW", "-e", "T", "--network", "n",
 			"--network-alias", "db", "-p", "127.0.0.1:5433:5432/tcp", "-p", "53/udp", "-p", "[::1]::80/tcp", "-p", "8080:80/tcp",
 			"-v", "vol:/data", "-v", "/etc/x:/x:ro", "--restart", "always", "--user", "1000", "--rm", "--stop-timeout", "2",
-			"--entrypoint=/bin/sh", "--init", "img", "-c", "a", "b"}},
+			"--entrypoint=/bin/sh", "--init", "img", "-c", "a", "b"}, []string{"PW=hunter2", "T=a=b"}},
 		{"cleared entrypoint", RunOptions{Image: "img", Entrypoint: []string{}, Cmd: []string{"x"}},
-			[]string{"run", "-d", "--entrypoint=", "img", "x"}},
+			[]string{"run", "-d", "--entrypoint=", "img", "x"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := runArgs(tt.o)
+			got, secrets, err := runArgs(tt.o)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("got  %q\nwant %q", got, tt.want)
+			}
+			if !reflect.DeepEqual(secrets, tt.wantSecrets) {
+				t.Errorf("secrets %q, want %q", secrets, tt.wantSecrets)
 			}
 		})
 	}
@@ -319,11 +323,101 @@ func TestRunArgs(t *testing.T) {
 		{Image: "i", Ports: []PortMapping{{HostPort: 1}}},
 		{Image: "i", Mounts: []Mount{{Source: "v", Target: "rel"}}},
 		{Image: "i", Mounts: []Mount{{Target: "/x"}}},
+		{Image: "--privileged"},
+		{Image: "i", Secrets: []string{"NOVALUE"}},
+		{Image: "i", Secrets: []string{"PG*=x"}},
+		{Image: "i", Secrets: []string{"PATH=tcp://x"}},
+		{Image: "i", Secrets: []string{"DOCKER_HOST=tcp://x"}},
 	}
 	for _, o := range bad {
-		if _, err := runArgs(o); exitcode.Of(err) != exitcode.Usage {
+		_, _, err := runArgs(o)
+		if exitcode.Of(err) != exitcode.Usage {
 			t.Errorf("runArgs(%+v) = %v, want a usage error", o, err)
 		}
+		if err != nil && strings.Contains(err.Error(), "tcp://x") {
+			t.Errorf("runArgs(%+v): the error shows a secret value: %v", o, err)
+		}
+	}
+}
+
+// recordingCLI writes an executable that appends its arguments (one line per run) and the
+// variables named in show (NAME=value, or NAME unset) to a log, and returns both paths.
+func recordingCLI(t *testing.T, show ...string) (cli, log string) {
+	t.Helper()
+	dir := t.TempDir()
+	cli, log = filepath.Join(dir, "podman"), filepath.Join(dir, "argv.log")
+	script := "#!/bin/sh\nprintf '%s\\n' \"argv: $*\" >> " + log + "\n"
+	for _, n := range show {
+		script += "printf '%s\\n' \"env: " + n + "=${" + n + "-unset}\" >> " + log + "\n"
+	}
+	if err := os.WriteFile(cli, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return cli, log
+}
+
+// TestAttackSecretsStayOffTheCommandLine runs Run and Exec through a CLI that records its argv
+// and environment: the password must reach the CLI's environment only, under its name.
+func TestAttackSecretsStayOffTheCommandLine(t *testing.T) {
+	cli, log := recordingCLI(t, "PW", "PGPASSWORD")
+	e, err := New(Podman, WithPath(cli), WithEnviron([]string{"PATH=/usr/bin:/bin"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	// The fake prints no container ID, so Run fails after the CLI ran; only what it saw counts.
+	_, _ = e.Run(ctx, RunOptions{Name: "c", Image: "img", Env: []string{"PLAIN=visible"}, Secrets: []string{"PW=hunter2-run"}})
+	if _, err := e.Exec(ctx, "c", []string{"psql"}, []string{"PGPASSWORD=hunter2-exec"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "argv: run -d --name c -e PLAIN=visible -e PW img\nenv: PW=hunter2-run\nenv: PGPASSWORD=unset\n" +
+		"argv: exec -e PGPASSWORD c psql\nenv: PW=unset\nenv: PGPASSWORD=hunter2-exec\n"
+	if string(b) != want {
+		t.Errorf("the CLI saw\n%s\nwant\n%s", b, want)
+	}
+}
+
+// TestAttackNamesThatReadAsFlags: an object name from a forged record such as "--all" must
+// never reach a CLI, where `rm -f --all` would remove every container.
+func TestAttackNamesThatReadAsFlags(t *testing.T) {
+	cli, log := recordingCLI(t)
+	e, err := New(Podman, WithPath(cli))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	calls := map[string]func(name string) error{
+		"Remove":           func(n string) error { return e.Remove(ctx, n, true, true) },
+		"Stop":             func(n string) error { return e.Stop(ctx, n, time.Second) },
+		"Start":            func(n string) error { return e.Start(ctx, n) },
+		"InspectContainer": func(n string) error { _, err := e.InspectContainer(ctx, n); return err },
+		"Logs":             func(n string) error { _, err := e.Logs(ctx, n, 1); return err },
+		"Exec":             func(n string) error { _, err := e.Exec(ctx, n, []string{"true"}, nil, nil); return err },
+		"Wait":             func(n string) error { _, err := e.Wait(ctx, n); return err },
+		"RemoveNetwork":    func(n string) error { return e.RemoveNetwork(ctx, n) },
+		"InspectNetwork":   func(n string) error { _, err := e.InspectNetwork(ctx, n); return err },
+		"CreateNetwork":    func(n string) error { return e.CreateNetwork(ctx, n, nil) },
+		"RemoveVolume":     func(n string) error { return e.RemoveVolume(ctx, n) },
+		"InspectVolume":    func(n string) error { _, err := e.InspectVolume(ctx, n); return err },
+		"CreateVolume":     func(n string) error { return e.CreateVolume(ctx, n, nil) },
+		"InspectImage":     func(n string) error { _, err := e.InspectImage(ctx, n); return err },
+		"RemoveImage":      func(n string) error { return e.RemoveImage(ctx, n, true) },
+		"TagImage":         func(n string) error { return e.TagImage(ctx, n, "x:1") },
+		"TagImage dst":     func(n string) error { return e.TagImage(ctx, "x:1", n) },
+	}
+	for name, call := range calls {
+		for _, bad := range []string{"--all", "-a", ""} {
+			if err := call(bad); exitcode.Of(err) != exitcode.Usage {
+				t.Errorf("%s(%q) = %v, want a usage error", name, bad, err)
+			}
+		}
+	}
+	if b, err := os.ReadFile(log); err == nil {
+		t.Errorf("the CLI ran:\n%s", b)
 	}
 }
 
@@ -334,14 +428,14 @@ func TestBuildArgs(t *testing.T) {
 		eng, pull string
 		want      []string
 	}{
-		{Podman, "", []string{"build", "--format", "docker", "--pull=missing", "--force-rm", "--iidfile", "/iid", "-f", "/ctx/containers/x/Dockerfile",
-			"-t", "a:1", "-t", "a:latest", "--build-arg", "A=1", "--build-arg", "B=2", "--label", "l=v", "--no-cache", "/ctx"}},
-		{Podman, "never", []string{"build", "--format", "docker", "--pull=never", "--force-rm", "--iidfile", "/iid", "-f", "/ctx/containers/x/Dockerfile",
-			"-t", "a:1", "-t", "a:latest", "--build-arg", "A=1", "--build-arg", "B=2", "--label", "l=v", "--no-cache", "/ctx"}},
-		{Docker, "always", []string{"build", "--pull", "--force-rm", "--iidfile", "/iid", "-f", "/ctx/containers/x/Dockerfile",
-			"-t", "a:1", "-t", "a:latest", "--build-arg", "A=1", "--build-arg", "B=2", "--label", "l=v", "--no-cache", "/ctx"}},
-		{Docker, "never", []string{"build", "--force-rm", "--iidfile", "/iid", "-f", "/ctx/containers/x/Dockerfile",
-			"-t", "a:1", "-t", "a:latest", "--build-arg", "A=1", "--build-arg", "B=2", "--label", "l=v", "--no-cache", "/ctx"}},
+		{Podman, "", []string{"build", "--format", "docker", "--pull=missing", "--force-rm", "--iidfile", "/iid", "-f", "containers/x/Dockerfile",
+			"-t", "a:1", "-t", "a:latest", "--build-arg", "A", "--build-arg", "B", "--label", "l=v", "--no-cache", "-"}},
+		{Podman, "never", []string{"build", "--format", "docker", "--pull=never", "--force-rm", "--iidfile", "/iid", "-f", "containers/x/Dockerfile",
+			"-t", "a:1", "-t", "a:latest", "--build-arg", "A", "--build-arg", "B", "--label", "l=v", "--no-cache", "-"}},
+		{Docker, "always", []string{"build", "--pull", "--force-rm", "--iidfile", "/iid", "-f", "containers/x/Dockerfile",
+			"-t", "a:1", "-t", "a:latest", "--build-arg", "A", "--build-arg", "B", "--label", "l=v", "--no-cache", "-"}},
+		{Docker, "never", []string{"build", "--force-rm", "--iidfile", "/iid", "-f", "containers/x/Dockerfile",
+			"-t", "a:1", "-t", "a:latest", "--build-arg", "A", "--build-arg", "B", "--label", "l=v", "--no-cache", "-"}},
 	}
 	for _, tt := range tests {
 		e := &Engine{name: tt.eng}

@@ -26,6 +26,9 @@ func (v volumeJSON) volume() Volume {
 
 // CreateVolume creates a named volume.
 func (e *Engine) CreateVolume(ctx context.Context, name string, labels map[string]string) error {
+	if err := checkName("volume", name); err != nil {
+		return err
+	}
 	args := append([]string{"volume", "create"}, labelArgs("--label", labels)...)
 	if _, err := e.run(ctx, append(args, name)...); err != nil {
 		return fmt.Errorf("create volume %s: %w", name, err)
@@ -54,6 +57,9 @@ func (e *Engine) EnsureVolume(ctx context.Context, name string, labels map[strin
 
 // InspectVolume returns a volume; a missing one is an error wrapping ErrNotFound.
 func (e *Engine) InspectVolume(ctx context.Context, name string) (*Volume, error) {
+	if err := checkName("volume", name); err != nil {
+		return nil, err
+	}
 	out, err := e.run(ctx, "volume", "inspect", name)
 	if isNotFound(err) {
 		return nil, fmt.Errorf("volume %q: %w", name, ErrNotFound)
@@ -74,6 +80,9 @@ func (e *Engine) InspectVolume(ctx context.Context, name string) (*Volume, error
 
 // RemoveVolume removes a volume; a missing one is not an error.
 func (e *Engine) RemoveVolume(ctx context.Context, name string) error {
+	if err := checkName("volume", name); err != nil {
+		return err
+	}
 	_, err := e.run(ctx, "volume", "rm", name)
 	if err != nil && !isNotFound(err) {
 		return fmt.Errorf("remove volume %s: %w", name, err)

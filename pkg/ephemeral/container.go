@@ -15,6 +15,7 @@ import (
 
 	"github.com/poststack/poststack/pkg/engine"
 	"github.com/poststack/poststack/pkg/environ"
+	"github.com/poststack/poststack/pkg/exitcode"
 )
 
 // The container provider drives the engine's CLI through pkg/engine rather than
@@ -78,20 +79,21 @@ func engineOf(dockerHost string) string {
 }
 
 // containerRunOptions is the container of an instance: the official image contract's
-// variables, PGDATA on a tmpfs (no anonymous volume to leave behind, and initdb does not wait
-// for a disk), durability off, 5432 published on 127.0.0.1 only.
-func containerRunOptions(inst *Instance, image, password string, port int) engine.RunOptions {
+// variables (the password passed by name, off the command line), PGDATA on a tmpfs (no
+// anonymous volume to leave behind, and initdb does not wait for a disk), durability off, 5432
+// published on 127.0.0.1 only, and the labels that prove the container is the instance's.
+func containerRunOptions(inst *Instance, image string, port int) engine.RunOptions {
 	return engine.RunOptions{
 		Name:  inst.Container,
 		Image: image,
 		Cmd:   []string{"postgres", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"},
 		Env: []string{
 			"POSTGRES_USER=postgres",
-			"POSTGRES_PASSWORD=" + password,
 			"POSTGRES_DB=postgres",
 			"POSTGRES_INITDB_ARGS=--no-sync",
 		},
-		Labels:      map[string]string{labelID: inst.ID},
+		Secrets:     []string{"POSTGRES_PASSWORD=" + inst.password},
+		Labels:      map[string]string{labelID: inst.ID, labelKey: inst.ownerKey()},
 		Ports:       []engine.PortMapping{{HostIP: "127.0.0.1", HostPort: port, ContainerPort: 5432}},
 		StopTimeout: containerStopTimeout,
 		ExtraArgs:   []string{"--tmpfs", pgdata + ":rw"},
@@ -110,6 +112,7 @@ func startContainer(ctx context.Context, inst *Instance, o Options, env []string
 	if err != nil {
 		return err
 	}
+	inst.password = password
 	image := o.Image
 	if image == "" {
 		image = DefaultImage
@@ -131,7 +134,7 @@ func startContainer(ctx context.Context, inst *Instance, o Options, env []string
 				return err
 			}
 		}
-		id, err := e.Run(ctx, containerRunOptions(inst, image, password, port))
+		id, err := e.Run(ctx, containerRunOptions(inst, image, port))
 		if err == nil {
 			inst.ContainerID, inst.Port, inst.runPending = id, port, false
 			break
@@ -141,7 +144,7 @@ func startContainer(ctx context.Context, inst *Instance, o Options, env []string
 		}
 		logf("port %d was taken meanwhile; trying another one", port)
 		// The failed run may have created the container: its name must be free again.
-		if err := e.Remove(ctx, inst.Container, true, true); err != nil {
+		if err := removeOwnedContainer(ctx, e, inst); err != nil {
 			return fmt.Errorf("ephemeral: container %s: %w", inst.Container, err)
 		}
 	}
@@ -235,39 +238,51 @@ func waitAccepting(ctx context.Context, dsn string, failed func(context.Context)
 	}
 }
 
-// stopContainer removes the container and its anonymous volumes through the engine's CLI, by
-// name, which also catches a container whose creation a cancelled Start did not see finish.
+// stopContainer removes the container and its anonymous volumes through the engine's CLI,
+// looked up by name, which also catches a container whose creation a cancelled Start did not
+// see finish; it removes only a container that carries the instance's labels.
 func stopContainer(ctx context.Context, inst *Instance) error {
-	name := inst.Container
-	if name == "" {
-		name = inst.ContainerID
-	}
-	if name == "" {
+	if inst.Container == "" && inst.ContainerID == "" {
 		return nil
 	}
 	e, err := engineFor(inst)
 	if err != nil {
 		return err
 	}
-	if err := e.Remove(ctx, name, true, true); err != nil {
+	if err := removeOwnedContainer(ctx, e, inst); err != nil {
 		return err
 	}
 	if inst.runPending {
 		// Start was cancelled during `run`: the engine may still complete a create request it
 		// received after the CLI had gone.
 		time.Sleep(300 * time.Millisecond)
-		if err := e.Remove(ctx, name, true, true); err != nil {
+		if err := removeOwnedContainer(ctx, e, inst); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// engineFor drives the instance's engine; docker's CLI follows the recorded DOCKER_HOST.
+// removeOwnedContainer removes the instance's container by the ID the inspection found, so
+// that a container created under the same name in between is not the one removed.
+func removeOwnedContainer(ctx context.Context, e *engine.Engine, inst *Instance) error {
+	c, err := ownedContainer(ctx, e, inst)
+	if err != nil || c == nil {
+		return err
+	}
+	return e.Remove(ctx, c.ID, true, true)
+}
+
+// engineFor drives the instance's engine; docker's CLI follows the recorded DOCKER_HOST, which
+// must be a local or TCP socket: an ssh:// host would make the CLI log in somewhere a record
+// chose.
 func engineFor(inst *Instance) (*engine.Engine, error) {
 	env := inst.environ
 	if env == nil {
 		env = os.Environ()
+	}
+	if h := inst.DockerHost; h != "" && !strings.HasPrefix(h, "unix://") && !strings.HasPrefix(h, "tcp://") {
+		return nil, exitcode.Usagef("ephemeral: instance %s: docker host %q is neither unix:// nor tcp://", inst.ID, h)
 	}
 	if inst.DockerHost != "" {
 		env = append(append([]string(nil), env...), "DOCKER_HOST="+inst.DockerHost)
@@ -279,17 +294,15 @@ func engineFor(inst *Instance) (*engine.Engine, error) {
 	return engine.New(name, engine.WithEnviron(env))
 }
 
-// containerAlive asks the engine whether the recorded container is running.
-func containerAlive(ctx context.Context, inst *Instance) (bool, error) {
+// containerRunning asks the engine whether the recorded container is running, after checking
+// it is the instance's.
+func containerRunning(ctx context.Context, inst *Instance) (bool, error) {
 	e, err := engineFor(inst)
 	if err != nil {
 		return false, err
 	}
-	c, err := e.InspectContainer(ctx, inst.Container)
-	if errors.Is(err, engine.ErrNotFound) {
-		return false, nil
-	}
-	if err != nil {
+	c, err := ownedContainer(ctx, e, inst)
+	if err != nil || c == nil {
 		return false, err
 	}
 	return c.Running, nil

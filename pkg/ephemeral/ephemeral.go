@@ -77,6 +77,9 @@ type Instance struct {
 	DockerHost  string `json:"docker_host,omitempty"`
 
 	srv *pgnative.Server // native, started by this process
+	// password is the superuser's, known before the URL is (Start of the container provider);
+	// a recorded instance has it in its URL only.
+	password string
 	// runPending is set while this process's `run` of the container has not returned: a
 	// cancelled run may still leave a container behind, which cleanup must wait for.
 	runPending bool

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,15 +88,22 @@ func TestResolveEngine(t *testing.T) {
 }
 
 func TestContainerRunOptions(t *testing.T) {
-	inst := &Instance{ID: "abc123", Container: containerPrefix + "abc123"}
-	o := containerRunOptions(inst, "img:1", "secret", 5440)
-	if o.Name != "poststack-ephemeral-abc123" || o.Image != "img:1" || o.Labels[labelID] != "abc123" {
-		t.Errorf("name/image/label = %q %q %v", o.Name, o.Image, o.Labels)
+	inst := &Instance{ID: "abc123", Container: containerPrefix + "abc123", password: "secret"}
+	o := containerRunOptions(inst, "img:1", 5440)
+	if o.Name != "poststack-ephemeral-abc123" || o.Image != "img:1" || o.Labels[labelID] != "abc123" || len(o.Labels[labelKey]) != 64 {
+		t.Errorf("name/image/labels = %q %q %v", o.Name, o.Image, o.Labels)
 	}
-	for _, kv := range []string{"POSTGRES_USER=postgres", "POSTGRES_PASSWORD=secret", "POSTGRES_DB=postgres"} {
+	if strings.Contains(o.Labels[labelKey], "secret") {
+		t.Errorf("the key label shows the password: %v", o.Labels)
+	}
+	for _, kv := range []string{"POSTGRES_USER=postgres", "POSTGRES_DB=postgres"} {
 		if !slices.Contains(o.Env, kv) {
 			t.Errorf("env %v lacks %s", o.Env, kv)
 		}
+	}
+	// The password goes by name (`-e POSTGRES_PASSWORD`), never on the command line.
+	if !slices.Equal(o.Secrets, []string{"POSTGRES_PASSWORD=secret"}) || slices.ContainsFunc(o.Env, func(kv string) bool { return strings.Contains(kv, "secret") }) {
+		t.Errorf("env %v, secrets %v; want the password among the secrets only", o.Env, o.Secrets)
 	}
 	if want := (engine.PortMapping{HostIP: "127.0.0.1", HostPort: 5440, ContainerPort: 5432}); len(o.Ports) != 1 || o.Ports[0] != want {
 		t.Errorf("ports = %+v, want only %+v", o.Ports, want)

@@ -42,6 +42,9 @@ func startNative(ctx context.Context, inst *Instance, o Options, migs []*migrate
 	inst.srv = srv
 	inst.URL, inst.Port = srv.URL(), srv.Port()
 	inst.Dir, inst.PID = srv.Dir(), srv.PID()
+	if err := writeKeyFile(inst); err != nil {
+		return err
+	}
 	switch {
 	case srv.Seeded():
 		// The entry's key covers exactly this set: every migration came with the copy.
@@ -79,7 +82,8 @@ func migrationSetKey(migs []*migrate.Migration, schema, table string) (string, e
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// stopNative stops a server of this process directly, and any other through its directory.
+// stopNative stops a server of this process directly, and a recorded one through its
+// directory once the directory and its postmaster proved to be the instance's.
 func stopNative(ctx context.Context, inst *Instance) error {
 	if inst.srv != nil {
 		return inst.srv.Stop(ctx)
@@ -87,11 +91,8 @@ func stopNative(ctx context.Context, inst *Instance) error {
 	if inst.Dir == "" {
 		return nil
 	}
+	if _, err := nativeRunning(inst); err != nil {
+		return err
+	}
 	return pgnative.StopDir(ctx, inst.Dir)
-}
-
-// nativeAlive reports whether a recorded native server still runs.
-func nativeAlive(inst *Instance) bool {
-	_, ok := pgnative.Running(inst.Dir)
-	return ok
 }

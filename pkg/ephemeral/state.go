@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/poststack/poststack/pkg/atomicfile"
@@ -56,7 +58,7 @@ func (inst *Instance) save(stateDir string) error {
 	}
 	// Set before writing, so that a failed or interrupted write is cleaned up by stop.
 	inst.stateDir = stateDir
-	err = atomicfile.Write(recordPath(stateDir, inst.ID), 0o600, func(f *os.File) error {
+	err = atomicfile.Write(recordPath(stateDir, inst.ID), atomicfile.Private, func(f *os.File) error {
 		_, err := f.Write(append(data, '\n'))
 		return err
 	})
@@ -74,17 +76,36 @@ func removeRecord(stateDir, id string) error {
 	return nil
 }
 
+// maxRecordSize bounds what is read of a record: a real one is well under a kilobyte.
+const maxRecordSize = 64 << 10
+
+// readRecord reads a record, a regular file not reached through a symlink. A record that is not
+// one is a usage error (exit 2) naming the file.
 func readRecord(stateDir, id string) (*Instance, error) {
-	data, err := os.ReadFile(recordPath(stateDir, id))
+	path := recordPath(stateDir, id)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, exitcode.Usagef("ephemeral: record %s is a symlink", path)
+	}
 	if err != nil {
 		return nil, err
 	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil {
+		return nil, fmt.Errorf("ephemeral: record %s: %w", path, err)
+	} else if !fi.Mode().IsRegular() || fi.Size() > maxRecordSize {
+		return nil, exitcode.Usagef("ephemeral: record %s is not a regular file of at most %d bytes", path, maxRecordSize)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxRecordSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("ephemeral: record %s: %w", path, err)
+	}
 	inst := &Instance{}
 	if err := json.Unmarshal(data, inst); err != nil {
-		return nil, fmt.Errorf("ephemeral: record %s: %w", recordPath(stateDir, id), err)
+		return nil, exitcode.Usagef("ephemeral: record %s: %v", path, err)
 	}
 	if inst.ID != id {
-		return nil, fmt.Errorf("ephemeral: record %s names instance %q", recordPath(stateDir, id), inst.ID)
+		return nil, exitcode.Usagef("ephemeral: record %s names instance %q", path, inst.ID)
 	}
 	inst.stateDir = stateDir
 	return inst, nil
@@ -115,7 +136,9 @@ const staleCheckTimeout = 20 * time.Second
 // List returns the detached instances recorded in stateDir ("" = DefaultStateDir of the process
 // environment), oldest first. Records whose server is gone (its postmaster or container no
 // longer runs) are dropped, together with whatever that server left; a record whose engine
-// cannot be asked is kept.
+// cannot be asked is kept. A record that names a container or directory that is not the
+// instance's is dropped and nothing it names is touched: the returned error, a usage error
+// wrapping ErrNotOurs, reports it next to the instances that are listed.
 func List(stateDir string) ([]*Instance, error) {
 	dir, err := resolveStateDir(stateDir, os.Getenv)
 	if err != nil {
@@ -138,7 +161,12 @@ func List(stateDir string) ([]*Instance, error) {
 			errs = append(errs, err)
 			continue
 		}
-		if gone, err := inst.gone(ctx); err == nil && gone {
+		running, err := inst.running(ctx)
+		if errors.Is(err, ErrNotOurs) {
+			errs = append(errs, err, removeRecord(dir, id))
+			continue
+		}
+		if err == nil && !running {
 			// Remove what the dead server left (its directory, a stopped container).
 			_ = inst.stop(ctx)
 			continue
@@ -154,14 +182,14 @@ func List(stateDir string) ([]*Instance, error) {
 	return out, errors.Join(errs...)
 }
 
-// gone reports whether a recorded server no longer runs; an error means it cannot tell.
-func (inst *Instance) gone(ctx context.Context) (bool, error) {
+// running reports whether a recorded server still runs; an error wrapping ErrNotOurs means the
+// record names something that is not the instance's, another error that it cannot tell.
+func (inst *Instance) running(ctx context.Context) (bool, error) {
 	switch inst.Provider {
 	case Native:
-		return !nativeAlive(inst), nil
+		return nativeRunning(inst)
 	case Container:
-		alive, err := containerAlive(ctx, inst)
-		return !alive, err
+		return containerRunning(ctx, inst)
 	}
 	return false, fmt.Errorf("ephemeral: instance %s: unknown provider %q", inst.ID, inst.Provider)
 }

@@ -122,16 +122,25 @@ func runeOffset(s string, n int) int {
 	return len(s)
 }
 
-// clip cuts s to maxServerText bytes (at a character boundary) and says how much it left out.
+// clip cuts s to maxServerText bytes and says how much it left out.
 func clip(s string) string {
-	if len(s) <= maxServerText {
+	head, more := cutText(s, maxServerText)
+	if more == 0 {
 		return s
 	}
-	cut := maxServerText
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
+	return fmt.Sprintf("%s… (%d more bytes)", head, more)
+}
+
+// cutText returns the longest prefix of s of at most n bytes that ends at a character boundary,
+// and how many bytes it leaves out.
+func cutText(s string, n int) (head string, more int) {
+	if len(s) <= n {
+		return s, 0
 	}
-	return fmt.Sprintf("%s… (%d more bytes)", s[:cut], len(s)-cut)
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n], len(s) - n
 }
 
 // Unwrap returns the *pgconn.PgError.

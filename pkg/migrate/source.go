@@ -309,16 +309,13 @@ func firstLine(s string) string {
 // megabytes would otherwise be copied to stderr, the log and annotations.
 const maxExcerpt = 80
 
-// excerpt returns s, cut to maxExcerpt bytes (at a character boundary) with "…".
+// excerpt returns s, cut to maxExcerpt bytes with "…".
 func excerpt(s string) string {
-	if len(s) <= maxExcerpt {
+	head, more := cutText(s, maxExcerpt)
+	if more == 0 {
 		return s
 	}
-	cut := maxExcerpt
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
+	return head + "…"
 }
 
 // readProblem is the message of a problem for a file that was not read: a refusal says why

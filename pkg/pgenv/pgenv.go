@@ -43,7 +43,8 @@ type Result struct {
 // server accepts connections and provisions the application's role and database. A running
 // container with the same settings is reused, a stopped one started, one whose image or
 // settings changed is recreated on the same volume. A host port held by anything but this
-// container is a usage error (exit 2) raised before anything is changed; a server not ready
+// container, and a container, network or volume with the environment's name but without its
+// labels, are usage errors (exit 2) raised before anything is changed; a server not ready
 // within s.ReadyTimeout is exit 4, with the container's last log lines. progress, when not nil,
 // receives one line per step.
 func Up(ctx context.Context, eng *engine.Engine, s Spec, progress func(string)) (*Result, error) {
@@ -60,16 +61,11 @@ func Up(ctx context.Context, eng *engine.Engine, s Spec, progress func(string)) 
 	if err != nil {
 		return nil, err
 	}
-	existing, err := eng.InspectContainer(ctx, s.Container)
-	if errors.Is(err, engine.ErrNotFound) {
-		existing, err = nil, nil
-	}
+	found, err := inspectOwned(ctx, eng, s, true, true)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: %w", err)
+		return nil, err
 	}
-	if existing != nil && (existing.Labels[LabelProject] != s.Project || existing.Labels[LabelEnvironment] != s.Environment) {
-		return nil, exitcode.Usagef("postgres: a container named %s exists but does not belong to project %s, environment %s (labels %s, %s); remove or rename it", s.Container, s.Project, s.Environment, LabelProject, LabelEnvironment)
-	}
+	existing := found.container
 	action := ActionCreated
 	if existing != nil {
 		action, err = decide(ctx, eng, s, existing, want)
@@ -84,20 +80,20 @@ func Up(ctx context.Context, eng *engine.Engine, s Spec, progress func(string)) 
 		}
 	}
 
-	if created, err := eng.EnsureNetwork(ctx, s.Network, s.labels()); err != nil {
-		return nil, fmt.Errorf("postgres: %w", err)
-	} else if created {
-		say("created network %s", s.Network)
+	if found.network == nil {
+		if err := ensureOwned(ctx, eng, s, "network", s.Network, eng.EnsureNetwork, say); err != nil {
+			return nil, err
+		}
 	}
-	if created, err := eng.EnsureVolume(ctx, s.Volume, s.labels()); err != nil {
-		return nil, fmt.Errorf("postgres: %w", err)
-	} else if created {
-		say("created volume %s", s.Volume)
+	if found.volume == nil {
+		if err := ensureOwned(ctx, eng, s, "volume", s.Volume, eng.EnsureVolume, say); err != nil {
+			return nil, err
+		}
 	}
 	switch action {
 	case ActionRecreated:
 		say("recreating container %s: image or settings changed (data kept in volume %s)", s.Container, s.Volume)
-		if err := stopAndRemove(ctx, eng, s.Container); err != nil {
+		if err := stopAndRemove(ctx, eng, existing.ID); err != nil {
 			return nil, err
 		}
 		if err := run(ctx, eng, s, want); err != nil {
@@ -110,7 +106,7 @@ func Up(ctx context.Context, eng *engine.Engine, s Spec, progress func(string)) 
 		}
 	case ActionStarted:
 		say("starting container %s", s.Container)
-		if err := eng.Start(ctx, s.Container); err != nil {
+		if err := eng.Start(ctx, existing.ID); err != nil {
 			return nil, fmt.Errorf("postgres: start container %s: %w", s.Container, err)
 		}
 	case ActionReused:
@@ -125,6 +121,81 @@ func Up(ctx context.Context, eng *engine.Engine, s Spec, progress func(string)) 
 		return nil, err
 	}
 	return &Result{Container: s.Container, Action: action, HostURL: s.HostURL(), ContainerURL: s.ContainerURL()}, nil
+}
+
+// found is what exists of an environment, each nil when missing.
+type found struct {
+	container *engine.Container
+	network   *engine.Network
+	volume    *engine.Volume
+}
+
+// inspectOwned looks up the environment's container and, when asked, its network and volume.
+// One that exists without the environment's project and environment labels is someone else's
+// that happens to have the name: a usage error naming it, before anything is changed, since
+// reusing it would hand the database to it and removing it would destroy it.
+func inspectOwned(ctx context.Context, eng *engine.Engine, s Spec, network, volume bool) (found, error) {
+	var f found
+	c, err := eng.InspectContainer(ctx, s.Container)
+	switch {
+	case err == nil:
+		if !s.owns(c.Labels) {
+			return f, s.notOurs("container", s.Container)
+		}
+		f.container = c
+	case !errors.Is(err, engine.ErrNotFound):
+		return f, fmt.Errorf("postgres: %w", err)
+	}
+	if network {
+		n, err := eng.InspectNetwork(ctx, s.Network)
+		switch {
+		case err == nil:
+			if !s.owns(n.Labels) {
+				return f, s.notOurs("network", s.Network)
+			}
+			f.network = n
+		case !errors.Is(err, engine.ErrNotFound):
+			return f, fmt.Errorf("postgres: %w", err)
+		}
+	}
+	if volume {
+		v, err := eng.InspectVolume(ctx, s.Volume)
+		switch {
+		case err == nil:
+			if !s.owns(v.Labels) {
+				return f, s.notOurs("volume", s.Volume)
+			}
+			f.volume = v
+		case !errors.Is(err, engine.ErrNotFound):
+			return f, fmt.Errorf("postgres: %w", err)
+		}
+	}
+	return f, nil
+}
+
+// owns reports whether labels mark an object as the environment's.
+func (s Spec) owns(labels map[string]string) bool {
+	return labels[LabelProject] == s.Project && labels[LabelEnvironment] == s.Environment
+}
+
+func (s Spec) notOurs(kind, name string) error {
+	return exitcode.Usagef("postgres: a %s named %s exists but does not belong to project %s, environment %s (labels %s, %s); nothing was changed: remove or rename it", kind, name, s.Project, s.Environment, LabelProject, LabelEnvironment)
+}
+
+// ensureOwned creates a missing network or volume with the environment's labels. When it turns
+// out to exist after all (created meanwhile by someone else), its labels are checked again.
+func ensureOwned(ctx context.Context, eng *engine.Engine, s Spec, kind, name string,
+	ensure func(context.Context, string, map[string]string) (bool, error), say func(string, ...any)) error {
+	created, err := ensure(ctx, name, s.labels())
+	if err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	if created {
+		say("created %s %s", kind, name)
+		return nil
+	}
+	_, err = inspectOwned(ctx, eng, s, kind == "network", kind == "volume")
+	return err
 }
 
 // decide picks what to do with an existing container of this environment.
@@ -193,9 +264,10 @@ func run(ctx context.Context, eng *engine.Engine, s Spec, hash string) error {
 		Labels: labels,
 		Env: []string{
 			"POSTGRES_USER=" + AdminUser,
-			"POSTGRES_PASSWORD=" + s.AdminPassword,
 			"POSTGRES_DB=postgres",
 		},
+		// By name, off the command line that every local user can read.
+		Secrets:     []string{"POSTGRES_PASSWORD=" + s.AdminPassword},
 		Network:     s.Network,
 		Ports:       []engine.PortMapping{{HostIP: s.Bind, HostPort: s.Port, ContainerPort: containerPort}},
 		Mounts:      []engine.Mount{{Source: s.Volume, Target: dataDir}},
@@ -283,13 +355,18 @@ func lastLogs(ctx context.Context, eng *engine.Engine, name string) string {
 }
 
 // Stop stops the container and keeps it, its volume and its network; a missing container is
-// not an error.
+// not an error, a container of that name without the environment's labels is a usage error
+// and is left running.
 func Stop(ctx context.Context, eng *engine.Engine, s Spec) error {
 	s, err := s.names()
 	if err != nil {
 		return err
 	}
-	err = eng.Stop(ctx, s.Container, -1)
+	f, err := inspectOwned(ctx, eng, s, false, false)
+	if err != nil || f.container == nil {
+		return err
+	}
+	err = eng.Stop(ctx, f.container.ID, -1)
 	if err != nil && !errors.Is(err, engine.ErrNotFound) {
 		return fmt.Errorf("postgres: stop container %s: %w", s.Container, err)
 	}
@@ -298,28 +375,42 @@ func Stop(ctx context.Context, eng *engine.Engine, s Spec) error {
 
 // Remove removes the container and the environment's network; with volumes it also removes
 // the data volume, and with it the data. Missing objects are not an error. The network must no
-// longer be in use by the environment's other containers.
+// longer be in use by the environment's other containers. A container, network or volume of
+// the environment's name without its labels is a usage error, and then nothing is removed.
 func Remove(ctx context.Context, eng *engine.Engine, s Spec, volumes bool) error {
 	s, err := s.names()
 	if err != nil {
 		return err
 	}
-	if volumes {
-		// The data goes too: no point in a clean shutdown, which an entrypoint still
-		// initialising (a shell as PID 1) would make last the whole stop timeout.
-		if err := eng.Remove(ctx, s.Container, true, false); err != nil {
-			return fmt.Errorf("postgres: %w", err)
-		}
-	} else if err := stopAndRemove(ctx, eng, s.Container); err != nil {
+	f, err := inspectOwned(ctx, eng, s, true, volumes)
+	if err != nil {
 		return err
 	}
-	if volumes {
+	// Removed by ID: the object inspected is the one removed, even if a namesake appears.
+	if c := f.container; c != nil && volumes {
+		// The data goes too: no point in a clean shutdown, which an entrypoint still
+		// initialising (a shell as PID 1) would make last the whole stop timeout.
+		if err := eng.Remove(ctx, c.ID, true, false); err != nil {
+			return fmt.Errorf("postgres: %w", err)
+		}
+	} else if c != nil {
+		if err := stopAndRemove(ctx, eng, c.ID); err != nil {
+			return err
+		}
+	}
+	if f.volume != nil {
 		if err := eng.RemoveVolume(ctx, s.Volume); err != nil {
 			return fmt.Errorf("postgres: %w", err)
 		}
 	}
-	if err := eng.RemoveNetwork(ctx, s.Network); err != nil {
-		return fmt.Errorf("postgres: %w", err)
+	if n := f.network; n != nil {
+		id := n.ID
+		if id == "" {
+			id = s.Network
+		}
+		if err := eng.RemoveNetwork(ctx, id); err != nil {
+			return fmt.Errorf("postgres: %w", err)
+		}
 	}
 	return nil
 }
@@ -366,7 +457,8 @@ type State struct {
 }
 
 // Status reports the container's state without changing anything. A missing container is a
-// State with Exists false, not an error. UpToDate is only meaningful when s is complete (as
+// State with Exists false, not an error; a container or volume of the environment's name
+// without its labels is a usage error. UpToDate is only meaningful when s is complete (as
 // for Up).
 func Status(ctx context.Context, eng *engine.Engine, s Spec) (*State, error) {
 	n, err := s.names()
@@ -374,17 +466,14 @@ func Status(ctx context.Context, eng *engine.Engine, s Spec) (*State, error) {
 		return nil, err
 	}
 	st := &State{Container: n.Container}
-	if _, err := eng.InspectVolume(ctx, n.Volume); err == nil {
-		st.VolumeExists = true
-	} else if !errors.Is(err, engine.ErrNotFound) {
-		return nil, fmt.Errorf("postgres: %w", err)
-	}
-	c, err := eng.InspectContainer(ctx, n.Container)
-	if errors.Is(err, engine.ErrNotFound) {
-		return st, nil
-	}
+	f, err := inspectOwned(ctx, eng, n, false, true)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: %w", err)
+		return nil, err
+	}
+	st.VolumeExists = f.volume != nil
+	c := f.container
+	if c == nil {
+		return st, nil
 	}
 	st.Exists, st.Running, st.Status, st.Image, st.ImageID = true, c.Running, c.Status, c.Image, c.ImageID
 	for _, p := range c.Ports {

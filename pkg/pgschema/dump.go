@@ -53,7 +53,7 @@ func DumpSchema(ctx context.Context, dbURL string, w io.Writer) error {
 // file is private (0600): it holds the data. Restore it with
 // `pg_restore --dbname=URL --no-owner path` into an empty database.
 func Backup(ctx context.Context, dbURL string, path string) error {
-	err := atomicfile.Write(path, 0o600, func(f *os.File) error {
+	err := atomicfile.Write(path, atomicfile.Private, func(f *os.File) error {
 		return pgDump(ctx, dbURL, io.Discard, "--format=custom", "--file="+f.Name())
 	})
 	if err != nil {

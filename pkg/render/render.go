@@ -12,6 +12,7 @@ import (
 	"os"
 
 	"github.com/poststack/poststack/pkg/atomicfile"
+	"github.com/poststack/poststack/pkg/safefile"
 	"github.com/poststack/poststack/pkg/subst"
 	"github.com/poststack/poststack/pkg/yamlsubst"
 )
@@ -23,9 +24,18 @@ type Input struct {
 	Open func() (io.ReadCloser, error)
 }
 
-// File is the Input for a path on disk.
+// File is the Input for a template the user named: symbolic links are
+// followed, but only a regular file is read (never a FIFO or a device), and
+// reading fails past safefile.DefaultMaxSize bytes.
 func File(path string) Input {
-	return Input{Name: path, Open: func() (io.ReadCloser, error) { return os.Open(path) }}
+	return ProjectFile("", path)
+}
+
+// ProjectFile is the Input for a template found inside the project
+// directory root, which it must really be in (a symbolic link out of root is
+// refused); a root of "" is File's trust in the path.
+func ProjectFile(root, path string) Input {
+	return Input{Name: path, Open: func() (io.ReadCloser, error) { return safefile.Open(root, path) }}
 }
 
 // Reader is the Input for an already open reader, such as standard input.
@@ -46,9 +56,12 @@ type Options struct {
 	// spills to a private temporary file (0 means 1 MiB: past that, growing
 	// a slice costs more in page faults than writing to the page cache).
 	MemoryLimit int
-	// FileMode is the mode of a file that WriteFile creates (0 means 0644);
-	// an existing target keeps its mode.
-	FileMode os.FileMode
+	// Private makes WriteFile's file 0600, for output that holds secrets;
+	// otherwise it is 0666 masked by the umask. A target's old mode is
+	// never kept.
+	Private bool
+	// Inserted is subst.Options.Inserted, for text-mode templates.
+	Inserted func(name, value string, pos subst.Position)
 }
 
 const defaultMemoryLimit = 1 << 20
@@ -76,9 +89,9 @@ func To(w io.Writer, inputs []Input, lookup subst.Lookup, opt Options) error {
 // temporary file beside path and renamed over it only when everything
 // rendered; on any error path is untouched.
 func WriteFile(path string, inputs []Input, lookup subst.Lookup, opt Options) error {
-	mode := opt.FileMode
-	if mode == 0 {
-		mode = 0o644
+	mode := atomicfile.Public
+	if opt.Private {
+		mode = atomicfile.Private
 	}
 	return atomicfile.Write(path, mode, func(f *os.File) error { return renderAll(f, inputs, lookup, opt) })
 }
@@ -87,7 +100,7 @@ func WriteFile(path string, inputs []Input, lookup subst.Lookup, opt Options) er
 // of them are reported at once.
 func renderAll(w io.Writer, inputs []Input, lookup subst.Lookup, opt Options) error {
 	var problems subst.Problems
-	sopt := subst.Options{AllowUndefined: opt.AllowUndefined}
+	sopt := subst.Options{AllowUndefined: opt.AllowUndefined, Inserted: opt.Inserted}
 	for i, in := range inputs {
 		if opt.YAML && i > 0 {
 			// Two YAML files one after the other are one stream of

@@ -20,6 +20,12 @@ type rawProblem struct {
 	msg  string
 }
 
+// rawInsert is a value given to Options.Inserted once its position is known.
+type rawInsert struct {
+	off         int
+	name, value string
+}
+
 // engine substitutes (or lists references in) a text handed to it in
 // segments: runs of whole lines, or the decidable start of a long line.
 type engine struct {
@@ -32,6 +38,7 @@ type engine struct {
 	out      []byte
 	names    map[string]string // interned variable names, to save allocations
 	pending  []rawProblem
+	inserts  []rawInsert
 	problems Problems
 	refList  []Reference
 
@@ -46,10 +53,25 @@ type engine struct {
 
 	// Caches for lex, so that long lines full of "${NAME:-" without a
 	// closing brace stay linear: the first newline at or after nlFrom is at
-	// nlPos (or nlEnd, the end of the text, if none); the last "}" in
-	// t[lbLow:lbEnd] is at lbPos (-1 if none).
+	// nlPos (or nlEnd, the end of the text, if none); topLB is the last "}"
+	// of the line at the outermost level.
 	nlFrom, nlPos, nlEnd int
-	lbLow, lbEnd, lbPos  int
+	topLB                braceCache
+
+	// firstClose's record of balanced braces, and its cursor.
+	memo    []opener
+	memoAt  int
+	memoEnd int
+	opens   []openAt
+
+	// Stacks of the expressions being evaluated or listed, kept between
+	// calls to save allocations; they replace recursion, so that deeply
+	// nested defaults cost no more than their text.
+	frames []frame
+	ranges []span
+	// match is the outermost expression being listed, at offset matchAt.
+	match   string
+	matchAt int
 }
 
 func newEngine(lookup Lookup, opt Options, w io.Writer, pos Position) *engine {
@@ -90,7 +112,8 @@ func (e *engine) name(b []byte) string {
 // stopped (len(t) otherwise). Positions are carried over to the next segment.
 func (e *engine) segment(t []byte, final bool) int {
 	e.cur, e.ls, e.colOff = 0, 0, -1
-	e.nlEnd, e.lbEnd = -1, -1
+	e.nlEnd, e.topLB = -1, newBraceCache()
+	e.memo, e.memoAt, e.memoEnd = e.memo[:0], 0, 0
 	stop := e.top(t, final)
 	// Carry the line count and the column to the next segment.
 	if nl := bytes.Count(t[e.cur:stop], []byte{'\n'}); nl > 0 {
@@ -118,7 +141,7 @@ func (e *engine) top(t []byte, final bool) int {
 		if !e.refs {
 			e.out = append(e.out, t[i:d]...)
 		}
-		tk := e.lex(t, d, b, final, true)
+		tk := e.lex(t, d, b, final, true, &e.topLB)
 		if tk.kind == tokMore {
 			e.flush()
 			return d
@@ -128,7 +151,7 @@ func (e *engine) top(t []byte, final bool) int {
 		} else {
 			e.out, _ = e.apply(e.out, t, d, tk)
 		}
-		if len(e.pending) > 0 {
+		if len(e.pending) > 0 || len(e.inserts) > 0 {
 			e.resolve(t)
 		}
 		i = tk.next
@@ -140,165 +163,187 @@ func (e *engine) top(t []byte, final bool) int {
 	return i
 }
 
-// expand appends the expansion of t[a:b], a part of one line, to dst, and
-// reports whether compose-go would fail on it.
-func (e *engine) expand(dst, t []byte, a, b int) ([]byte, bool) {
-	failed := false
-	i := a
-	for i < b {
-		k := bytes.IndexByte(t[i:b], '$')
-		if k < 0 {
-			dst = append(dst, t[i:b]...)
-			break
-		}
-		d := i + k
-		dst = append(dst, t[i:d]...)
-		tk := e.lex(t, d, b, true, false)
-		var f bool
-		dst, f = e.apply(dst, t, d, tk)
-		failed = failed || f
-		i = tk.next
-	}
-	return dst, failed
-}
-
 // apply appends the replacement of the token at t[d] to dst, following
 // compose-go's DefaultReplacementAppliedFunc, and reports failure.
 func (e *engine) apply(dst, t []byte, d int, tk tok) ([]byte, bool) {
+	if tk.kind == tokOp {
+		return e.applyOp(dst, t, d, tk)
+	}
+	return e.applySimple(dst, t, d, tk)
+}
+
+// applySimple is apply for a token without an operator.
+func (e *engine) applySimple(dst, t []byte, d int, tk tok) ([]byte, bool) {
 	switch tk.kind {
 	case tokDollar, tokEscaped:
 		return append(dst, '$'), false
 	case tokInvalid:
 		e.report(d, Invalid, "", tk.why)
 		return dst, true
-	case tokNamed, tokBraced:
-		name := e.name(t[tk.nameAt:tk.nameEnd])
-		v, ok := e.lookup(name)
-		if !ok && !e.opt.AllowUndefined {
-			e.report(d, Undefined, name, "")
-		}
-		return append(dst, v...), false
 	}
-
-	// The rest after the first balanced "}" is expanded and appended, and
-	// a failure anywhere empties the whole match. An expression with an
-	// operator in the rest reaches to the same end, so the rest is a tail
-	// call, done here as a loop to keep the stack flat on long lines.
-	// After a failure compose-go skips the rest; it is still checked here,
-	// for its problems only.
-	mark := len(dst)
-	failed := false
-	for {
-		var f bool
-		dst, f = e.operate(dst, t, d, tk)
-		failed = failed || f
-		i, end := tk.defEnd+1, tk.next
-		tk.kind = tokDollar
-		for i < end {
-			k := bytes.IndexByte(t[i:end], '$')
-			if k < 0 {
-				dst = append(dst, t[i:end]...)
-				break
-			}
-			d = i + k
-			dst = append(dst, t[i:d]...)
-			tk = e.lex(t, d, end, true, false)
-			if tk.kind == tokOp {
-				break
-			}
-			dst, f = e.apply(dst, t, d, tk)
-			failed = failed || f
-			i = tk.next
-		}
-		if tk.kind != tokOp {
-			break
-		}
-	}
-	if failed {
-		return dst[:mark], true
-	}
-	return dst, false
-}
-
-// operate appends the value of the operator expression at t[d], without its
-// rest, and reports failure.
-func (e *engine) operate(dst, t []byte, d int, tk tok) ([]byte, bool) {
 	name := e.name(t[tk.nameAt:tk.nameEnd])
 	v, ok := e.lookup(name)
-	switch tk.op {
-	case ":-", "-":
-		if !ok || tk.op == ":-" && v == "" {
-			return e.expand(dst, t, tk.defAt, tk.defEnd)
+	if !ok && !e.opt.AllowUndefined {
+		e.report(d, Undefined, name, "")
+	}
+	e.inserted(d, name, v)
+	return append(dst, v...), false
+}
+
+// frame is one match of an expression with an operator being evaluated.
+// It scans t[i:b]: first the default, alternate value or message that the
+// variable's value calls for (empty when the value itself is used), then
+// the rest, the text after the first balanced "}" that compose-go expands
+// again and appends. A failure anywhere empties the whole match.
+type frame struct {
+	d      int // the "$" of the current expression, where its problems are
+	name   string
+	defEnd int // the first balanced "}" of the current expression
+	next   int // the end of the match
+	mark   int // len(dst) when the match began
+	failed bool
+	inRest bool
+	i, b   int
+	// sub is a failure inside the default; msgAt is where the expanded
+	// message of a failed ${NAME:?msg} starts in dst, -1 otherwise.
+	sub   bool
+	msgAt int
+	lb    braceCache
+}
+
+// applyOp is apply for an expression with an operator. Defaults nest
+// without limit, so it keeps its own stack of frames rather than recursing.
+// An operator expression in a rest reaches to the same end as the match
+// (the last "}"), so it carries on in the same frame. After a failure
+// compose-go skips the rest; it is still checked here, for its problems.
+func (e *engine) applyOp(dst, t []byte, d int, tk tok) ([]byte, bool) {
+	base := len(e.frames)
+	e.frames = append(e.frames, frame{mark: len(dst)})
+	dst = e.begin(&e.frames[base], dst, t, d, tk)
+	for {
+		f := &e.frames[len(e.frames)-1]
+		k := bytes.IndexByte(t[f.i:f.b], '$')
+		if k < 0 {
+			dst = append(dst, t[f.i:f.b]...)
+			if !f.inRest {
+				if f.msgAt >= 0 {
+					e.report(f.d, Required, f.name, string(dst[f.msgAt:]))
+					dst = dst[:f.msgAt]
+					f.failed = true
+				}
+				f.failed = f.failed || f.sub
+				f.inRest, f.i, f.b, f.lb = true, f.defEnd+1, f.next, newBraceCache()
+				continue
+			}
+			failed, next := f.failed, f.next
+			if failed {
+				dst = dst[:f.mark]
+			}
+			e.frames = e.frames[:len(e.frames)-1]
+			if len(e.frames) == base {
+				return dst, failed
+			}
+			parent := &e.frames[len(e.frames)-1]
+			parent.sub = parent.sub || failed
+			parent.i = next
+			continue
 		}
-	case ":+", "+":
-		if ok && (tk.op == "+" || v != "") {
-			return e.expand(dst, t, tk.defAt, tk.defEnd)
-		}
-	default: // ":?", "?"
-		if !ok || tk.op == ":?" && v == "" {
-			at := len(dst)
-			dst, _ = e.expand(dst, t, tk.defAt, tk.defEnd)
-			e.report(d, Required, name, string(dst[at:]))
-			return dst[:at], true
+		at := f.i + k
+		dst = append(dst, t[f.i:at]...)
+		sub := e.lex(t, at, f.b, true, false, &f.lb)
+		f.i = sub.next
+		switch {
+		case sub.kind != tokOp:
+			var bad bool
+			dst, bad = e.applySimple(dst, t, at, sub)
+			if f.inRest {
+				f.failed = f.failed || bad
+			} else {
+				f.sub = f.sub || bad
+			}
+		case f.inRest:
+			dst = e.begin(f, dst, t, at, sub)
+		default:
+			e.frames = append(e.frames, frame{mark: len(dst)})
+			dst = e.begin(&e.frames[len(e.frames)-1], dst, t, at, sub)
 		}
 	}
-	return append(dst, v...), false
+}
+
+// begin starts f on the operator expression tk at t[d]: it looks the
+// variable up and either appends its value or sets f to scan the default,
+// alternate value or message, as compose-go's substitution functions do.
+func (e *engine) begin(f *frame, dst, t []byte, d int, tk tok) []byte {
+	name := e.name(t[tk.nameAt:tk.nameEnd])
+	f.d, f.name, f.defEnd, f.next = d, name, tk.defEnd, tk.next
+	f.inRest, f.sub, f.msgAt, f.lb = false, false, -1, newBraceCache()
+	f.i, f.b = tk.defAt, tk.defEnd
+	v, ok := e.lookup(name)
+	var use bool
+	switch tk.op {
+	case ":-", "-":
+		use = !ok || tk.op == ":-" && v == ""
+	case ":+", "+":
+		use = ok && (tk.op == "+" || v != "")
+	default: // ":?", "?"
+		if !ok || tk.op == ":?" && v == "" {
+			use, f.msgAt = true, len(dst)
+		}
+	}
+	if !use {
+		f.i = f.b
+		e.inserted(d, name, v)
+		dst = append(dst, v...)
+	}
+	return dst
+}
+
+// span is a part of one line whose references are listed.
+type span struct {
+	i, b int
+	lb   braceCache
 }
 
 // reference lists the reference the token at t[d] makes, then the ones in
 // its default and its rest: every one that could be evaluated, whatever the
-// values. As in apply, an operator expression in a rest is a tail call.
+// values. As in applyOp, a stack of spans replaces recursion.
 func (e *engine) reference(t []byte, d int, tk tok) {
+	base := len(e.ranges)
 	for {
 		switch tk.kind {
 		case tokDollar, tokEscaped:
-			return
 		case tokInvalid:
 			e.report(d, Invalid, "", tk.why)
-			return
+		case tokNamed, tokBraced:
+			e.refList = append(e.refList, Reference{Name: e.name(t[tk.nameAt:tk.nameEnd]), Pos: e.posAt(t, d)})
+		default:
+			if len(e.ranges) == base {
+				// Every default below is a part of this match: one copy
+				// serves them all, however deep they nest.
+				e.match, e.matchAt = string(t[d:tk.next]), d
+			}
+			e.refList = append(e.refList, Reference{Name: e.name(t[tk.nameAt:tk.nameEnd]), Pos: e.posAt(t, d),
+				Op: tk.op, Default: e.match[tk.defAt-e.matchAt : tk.defEnd-e.matchAt]})
+			// The rest after the default, the default first.
+			e.ranges = append(e.ranges,
+				span{i: tk.defEnd + 1, b: tk.next, lb: newBraceCache()},
+				span{i: tk.defAt, b: tk.defEnd, lb: newBraceCache()})
 		}
-		r := Reference{Name: e.name(t[tk.nameAt:tk.nameEnd]), Pos: e.posAt(t, d)}
-		if tk.kind != tokOp {
-			e.refList = append(e.refList, r)
-			return
-		}
-		r.Op = tk.op
-		r.Default = string(t[tk.defAt:tk.defEnd])
-		e.refList = append(e.refList, r)
-		e.referencesIn(t, tk.defAt, tk.defEnd)
-
-		i, end := tk.defEnd+1, tk.next
-		tk.kind = tokDollar
-		for i < end {
-			k := bytes.IndexByte(t[i:end], '$')
+		for {
+			if len(e.ranges) == base {
+				return
+			}
+			r := &e.ranges[len(e.ranges)-1]
+			k := bytes.IndexByte(t[r.i:r.b], '$')
 			if k < 0 {
-				break
+				e.ranges = e.ranges[:len(e.ranges)-1]
+				continue
 			}
-			d = i + k
-			tk = e.lex(t, d, end, true, false)
-			if tk.kind == tokOp {
-				break
-			}
-			e.reference(t, d, tk)
-			i = tk.next
+			d = r.i + k
+			tk = e.lex(t, d, r.b, true, false, &r.lb)
+			r.i = tk.next
+			break
 		}
-		if tk.kind != tokOp {
-			return
-		}
-	}
-}
-
-// referencesIn lists the references in t[a:b], a part of one line.
-func (e *engine) referencesIn(t []byte, a, b int) {
-	for i := a; i < b; {
-		k := bytes.IndexByte(t[i:b], '$')
-		if k < 0 {
-			return
-		}
-		d := i + k
-		tk := e.lex(t, d, b, true, false)
-		e.reference(t, d, tk)
-		i = tk.next
 	}
 }
 
@@ -306,13 +351,29 @@ func (e *engine) report(off int, k Kind, name, msg string) {
 	e.pending = append(e.pending, rawProblem{off: off, kind: k, name: name, msg: msg})
 }
 
-// resolve gives the pending problems their positions, in input order.
+func (e *engine) inserted(off int, name, value string) {
+	if e.opt.Inserted != nil && value != "" {
+		e.inserts = append(e.inserts, rawInsert{off: off, name: name, value: value})
+	}
+}
+
+// resolve gives the pending problems their positions, in input order, and
+// passes the pending inserted values on.
 func (e *engine) resolve(t []byte) {
 	sort.SliceStable(e.pending, func(i, j int) bool { return e.pending[i].off < e.pending[j].off })
+	sort.SliceStable(e.inserts, func(i, j int) bool { return e.inserts[i].off < e.inserts[j].off })
+	// posAt goes forward only: take both in offset order.
+	i := 0
 	for _, p := range e.pending {
+		for ; i < len(e.inserts) && e.inserts[i].off <= p.off; i++ {
+			e.opt.Inserted(e.inserts[i].name, e.inserts[i].value, e.posAt(t, e.inserts[i].off))
+		}
 		e.problems = append(e.problems, &Problem{Pos: e.posAt(t, p.off), Kind: p.kind, Name: p.name, Msg: p.msg})
 	}
-	e.pending = e.pending[:0]
+	for ; i < len(e.inserts); i++ {
+		e.opt.Inserted(e.inserts[i].name, e.inserts[i].value, e.posAt(t, e.inserts[i].off))
+	}
+	e.pending, e.inserts = e.pending[:0], e.inserts[:0]
 }
 
 // posAt returns the position of t[off]. Offsets must not go back past the

@@ -112,8 +112,9 @@ func isOpChar(c byte) bool { return c == '-' || c == '+' || c == '?' }
 // lex reads the match of compose-go's pattern that starts at the "$" t[d],
 // within t[:b]. When final is false, b is not the end of the line, and lex
 // returns tokMore rather than guess. multiLine says t[d:b] may hold
-// newlines, which a match never crosses.
-func (e *engine) lex(t []byte, d, b int, final, multiLine bool) tok {
+// newlines, which a match never crosses. lb caches the last "}" before b
+// for every expression of the range that ends at b.
+func (e *engine) lex(t []byte, d, b int, final, multiLine bool, lb *braceCache) tok {
 	if d+1 >= b {
 		if !final {
 			return tok{kind: tokMore}
@@ -196,28 +197,12 @@ func (e *engine) lex(t []byte, d, b int, final, multiLine bool) tok {
 	if multiLine {
 		le = e.lineEnd(t, opEnd, b)
 	}
-	k := e.lastBrace(t, opEnd, le)
+	k := lb.last(t, opEnd, le)
 	if k < 0 {
 		return invalid("${" + string(t[p:n]) + op + " has no closing } on its line")
 	}
 	end := k + 1
-	// compose-go then cuts the match at its first balanced "}", counted by
-	// getFirstBraceClosingIndex, which skips the byte after every "{".
-	defEnd := end - 1
-	open := 0
-	for i := d; i < end; i++ {
-		if t[i] == '}' {
-			open--
-			if open == 0 {
-				defEnd = i
-				break
-			}
-		} else if t[i] == '{' {
-			open++
-			i++
-		}
-	}
-	return tok{kind: tokOp, next: end, nameAt: p, nameEnd: n, op: op, defAt: opEnd, defEnd: defEnd}
+	return tok{kind: tokOp, next: end, nameAt: p, nameEnd: n, op: op, defAt: opEnd, defEnd: e.firstClose(t, d, end)}
 }
 
 // opString returns a constant for the operator, saving an allocation.
@@ -258,18 +243,96 @@ func (e *engine) lineEnd(t []byte, x, b int) int {
 	return pos
 }
 
-// lastBrace returns the offset of the last "}" in t[x:le], or -1.
-func (e *engine) lastBrace(t []byte, x, le int) int {
-	if le == e.lbEnd && x >= e.lbLow {
-		if e.lbPos >= x {
-			return e.lbPos
+// braceCache remembers the last "}" before one range end, so that the many
+// expressions of a long line or a long default, which all reach to it, do
+// not each search for it again.
+type braceCache struct {
+	// pos is the last "}" in t[low:end], -1 if none; end < 0 is empty.
+	low, end, pos int
+}
+
+func newBraceCache() braceCache { return braceCache{end: -1} }
+
+// last returns the offset of the last "}" in t[x:le], or -1.
+func (c *braceCache) last(t []byte, x, le int) int {
+	if c.end != le {
+		c.low, c.end, c.pos = le, le, -1
+	}
+	if x < c.low {
+		// Only the part not searched yet, and only while nothing was found.
+		if c.pos < 0 {
+			if k := bytes.LastIndexByte(t[x:c.low], '}'); k >= 0 {
+				c.pos = x + k
+			}
 		}
-		return -1
+		c.low = x
 	}
-	pos := bytes.LastIndexByte(t[x:le], '}')
-	if pos >= 0 {
-		pos += x
+	if c.pos >= x {
+		return c.pos
 	}
-	e.lbLow, e.lbEnd, e.lbPos = x, le, pos
-	return pos
+	return -1
+}
+
+// firstClose returns where compose-go cuts the match t[d:end] of an
+// expression with an operator: at its first balanced "}", counted as
+// getFirstBraceClosingIndex does (which skips the byte after every "{"), or
+// at end-1 when there is none.
+//
+// Counting afresh from every "$" would make nested defaults quadratic, so
+// one count from an outer expression records the closing "}" of every "${"
+// inside it, and the expressions inside, which are always lexed after the
+// outer one and in order, look theirs up. The counts agree: a "${" is
+// preceded by "$", so no count skips its "{", and from there on every
+// count sees the same bytes.
+func (e *engine) firstClose(t []byte, d, end int) int {
+	for e.memoAt < len(e.memo) && e.memo[e.memoAt].at < d {
+		e.memoAt++
+	}
+	if e.memoAt == len(e.memo) || e.memo[e.memoAt].at != d || e.memo[e.memoAt].close < 0 && end > e.memoEnd {
+		e.countBraces(t, d, end)
+	}
+	c := e.memo[e.memoAt].close
+	e.memoAt++
+	if c < 0 || c >= end {
+		return end - 1
+	}
+	return c
+}
+
+// openAt is a "${" whose "}" the count still looks for: e.memo[idx],
+// opened at brace depth level.
+type openAt struct{ idx, level int }
+
+// opener is a "${" at offset at whose "{" is balanced by the "}" at close
+// (-1: not before the end of the count).
+type opener struct{ at, close int }
+
+// countBraces counts braces from the "$" t[d] until the "${" there is
+// balanced or end is reached, recording every "${" met in e.memo.
+func (e *engine) countBraces(t []byte, d, end int) {
+	e.memo, e.memoAt, e.memoEnd = e.memo[:0], 0, end
+	stack := e.opens[:0]
+	level := 0
+	for i := d; i < end; i++ {
+		switch t[i] {
+		case '}':
+			if n := len(stack) - 1; n >= 0 && stack[n].level == level {
+				e.memo[stack[n].idx].close = i
+				stack = stack[:n]
+			}
+			level--
+			if level == 0 {
+				e.opens = stack
+				return
+			}
+		case '{':
+			level++
+			if i > d && t[i-1] == '$' {
+				stack = append(stack, openAt{idx: len(e.memo), level: level})
+				e.memo = append(e.memo, opener{at: i - 1, close: -1})
+			}
+			i++
+		}
+	}
+	e.opens = stack
 }

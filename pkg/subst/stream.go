@@ -56,9 +56,13 @@ func run(e *engine, r io.Reader, size int) error {
 			e.flush()
 			return fmt.Errorf("reading %s: %w", e.fileName(), err)
 		}
-		if nl := bytes.LastIndexByte(buf[start:end], '\n'); nl >= 0 {
-			e.segment(buf[start:start+nl+1], true)
-			start += nl + 1
+		// buf[start:end-n] holds no newline (it would have been passed
+		// on), so only the new bytes are searched: a long line read in
+		// small pieces stays linear.
+		if nl := bytes.LastIndexByte(buf[end-n:end], '\n'); nl >= 0 {
+			nl += end - n
+			e.segment(buf[start:nl+1], true)
+			start = nl + 1
 		}
 		if eof {
 			e.segment(buf[start:end], true)

@@ -156,6 +156,10 @@ type Options struct {
 	// AllowUndefined makes an undefined variable expand to "" with no
 	// problem, as docker compose does. Required failures are still problems.
 	AllowUndefined bool
+	// Inserted, when set, is told of every variable value that goes into
+	// the output, with the position of its "$", in input order: how a
+	// caller finds values that may change the structure of a text format.
+	Inserted func(name, value string, pos Position)
 }
 
 // Expand substitutes s; pos is where s starts in its file (Line and Col
