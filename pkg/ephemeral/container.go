@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -104,7 +106,15 @@ func containerRunOptions(inst *Instance, image string, port int) engine.RunOptio
 // login. The CLI resolves short names itself (podman finds a local poststack/postgres under
 // localhost/), so the image is passed as given.
 func startContainer(ctx context.Context, inst *Instance, o Options, env []string, logf func(string, ...any)) error {
-	e, err := resolveEngine(o.Engine, env)
+	// The engine CLI gets a temporary directory of its own, removed when Start returns: a CLI
+	// killed by an interrupt (podman, at some points of `run`) leaves its temporary files
+	// behind, and nothing of this run may outlive it.
+	tmp, err := os.MkdirTemp(tempParent(env), "poststack-engine-")
+	if err != nil {
+		return fmt.Errorf("ephemeral: engine temporary directory: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	e, err := resolveEngine(o.Engine, append(slices.Clone(env), "TMPDIR="+tmp))
 	if err != nil {
 		return err
 	}
@@ -156,6 +166,14 @@ func startContainer(ctx context.Context, inst *Instance, o Options, env []string
 		RawQuery: "sslmode=disable",
 	}).String()
 	return waitAccepting(ctx, inst.URL, func(ctx context.Context) error { return containerFailed(ctx, e, inst.Container) })
+}
+
+// tempParent is the TMPDIR of env when it names a directory, else /tmp.
+func tempParent(env []string) string {
+	if d := environ.Getenv(env)("TMPDIR"); filepath.IsAbs(d) {
+		return d
+	}
+	return "/tmp"
 }
 
 // freePort asks the kernel for a free port on 127.0.0.1. Another process may take it before
