@@ -121,8 +121,9 @@ func WithURL(adminURL string) Option {
 }
 
 // WithProvider chooses how pgtest starts its own server when no URL is given:
-// ephemeral.Native (the host's PostgreSQL binaries) or ephemeral.Container
-// (testcontainers-go). The default is native when the binaries exist, else container.
+// ephemeral.Native (the host's PostgreSQL binaries) or ephemeral.Container (a
+// container run through pkg/engine on podman or docker). The default is native when the
+// binaries exist, else container.
 func WithProvider(name string) Option {
 	return func(c *config) error {
 		switch name {

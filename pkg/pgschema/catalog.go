@@ -1,0 +1,354 @@
+package pgschema
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// nsFilter keeps application schemas; $1 is the text[] of extra schemas to exclude.
+const nsFilter = `n.nspname NOT IN ('pg_catalog', 'information_schema')
+	AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%'
+	AND NOT (n.nspname = ANY($1::text[]))`
+
+// notExtensionMember leaves out objects an extension created; %s is the catalog of the object
+// and %s its oid expression.
+const notExtensionMember = `NOT EXISTS (SELECT 1 FROM pg_depend d
+	WHERE d.classid = '%s'::regclass AND d.objid = %s AND d.deptype = 'e')`
+
+// querier is what both *pgx.Conn and pgx.Tx offer.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+type reader struct {
+	tx            querier
+	exclude       []string
+	excludeTables map[string]bool
+}
+
+func (r *reader) schemas(ctx context.Context, s *Schema) error {
+	rows, err := r.tx.Query(ctx, `SELECT n.nspname FROM pg_namespace n WHERE `+nsFilter, r.exclude)
+	if err != nil {
+		return err
+	}
+	s.Schemas, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	return err
+}
+
+func (r *reader) extensions(ctx context.Context, s *Schema) error {
+	rows, err := r.tx.Query(ctx, `SELECT e.extname, n.nspname, e.extversion
+		FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace`)
+	if err != nil {
+		return err
+	}
+	s.Extensions, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Extension, error) {
+		var e Extension
+		err := row.Scan(&e.Name, &e.Schema, &e.Version)
+		return e, err
+	})
+	return err
+}
+
+func (r *reader) tables(ctx context.Context, s *Schema) error {
+	rows, err := r.tx.Query(ctx, `SELECT c.oid, n.nspname, c.relname, c.relkind::text
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.relkind IN ('r', 'p', 'f') AND `+nsFilter+` AND `+
+		fmt.Sprintf(notExtensionMember, "pg_class", "c.oid"), r.exclude)
+	if err != nil {
+		return err
+	}
+	byOID := map[uint32]*Table{}
+	var oids []uint32
+	var tables []*Table
+	var oid uint32
+	var t Table
+	var kind string
+	_, err = pgx.ForEachRow(rows, []any{&oid, &t.Schema, &t.Name, &kind}, func() error {
+		if r.excludeTables[t.Schema+"."+t.Name] {
+			return nil
+		}
+		tt := &Table{Schema: t.Schema, Name: t.Name, Kind: relkindName(kind)}
+		byOID[oid] = tt
+		oids = append(oids, oid)
+		tables = append(tables, tt)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	cols, err := r.columns(ctx, oids)
+	if err != nil {
+		return err
+	}
+	idx, err := r.indexes(ctx, oids)
+	if err != nil {
+		return err
+	}
+	cons, err := r.constraints(ctx, "conrelid", oids)
+	if err != nil {
+		return err
+	}
+	trg, err := r.triggers(ctx, oids)
+	if err != nil {
+		return err
+	}
+	for o, t := range byOID {
+		t.Columns, t.Indexes, t.Constraints, t.Triggers = cols[o], idx[o], cons[o], trg[o]
+	}
+	for _, t := range tables {
+		s.Tables = append(s.Tables, *t)
+	}
+	return nil
+}
+
+func relkindName(k string) string {
+	switch k {
+	case "p":
+		return "partitioned table"
+	case "f":
+		return "foreign table"
+	default:
+		return "table"
+	}
+}
+
+// columns reads the live columns of the relations oids, keyed by relation, in column order.
+func (r *reader) columns(ctx context.Context, oids []uint32) (map[uint32][]Column, error) {
+	rows, err := r.tx.Query(ctx, `SELECT a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod),
+			a.attnotnull, coalesce(pg_get_expr(d.adbin, d.adrelid), ''), a.attidentity::text,
+			a.attgenerated::text,
+			CASE WHEN a.attcollation <> t.typcollation AND a.attcollation <> 0
+				THEN coalesce((SELECT quote_ident(co.collname) FROM pg_collation co WHERE co.oid = a.attcollation), '')
+				ELSE '' END
+		FROM pg_attribute a
+		JOIN pg_type t ON t.oid = a.atttypid
+		LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+		WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
+		ORDER BY a.attrelid, a.attnum`, oids)
+	if err != nil {
+		return nil, err
+	}
+	out := map[uint32][]Column{}
+	var rel uint32
+	var c Column
+	var expr, identity, generated string
+	_, err = pgx.ForEachRow(rows, []any{&rel, &c.Name, &c.Type, &c.NotNull, &expr, &identity, &generated, &c.Collation}, func() error {
+		col := c
+		col.Default, col.Identity, col.Generated = expr, "", ""
+		switch identity {
+		case "a":
+			col.Identity = "always"
+		case "d":
+			col.Identity = "by default"
+		}
+		if generated == "s" {
+			col.Default, col.Generated = "", expr
+		}
+		out[rel] = append(out[rel], col)
+		return nil
+	})
+	return out, err
+}
+
+func (r *reader) indexes(ctx context.Context, oids []uint32) (map[uint32][]Index, error) {
+	rows, err := r.tx.Query(ctx, `SELECT i.indrelid, ic.relname, pg_get_indexdef(i.indexrelid),
+			i.indisprimary, i.indisunique
+		FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+		WHERE i.indrelid = ANY($1::oid[])`, oids)
+	if err != nil {
+		return nil, err
+	}
+	out := map[uint32][]Index{}
+	var rel uint32
+	var ix Index
+	_, err = pgx.ForEachRow(rows, []any{&rel, &ix.Name, &ix.Definition, &ix.Primary, &ix.Unique}, func() error {
+		out[rel] = append(out[rel], ix)
+		return nil
+	})
+	return out, err
+}
+
+// constraints reads the constraints whose column col (conrelid or contypid) is one of oids.
+func (r *reader) constraints(ctx context.Context, col string, oids []uint32) (map[uint32][]Constraint, error) {
+	rows, err := r.tx.Query(ctx, `SELECT `+col+`, conname, contype::text, pg_get_constraintdef(oid, true)
+		FROM pg_constraint WHERE `+col+` = ANY($1::oid[])`, oids)
+	if err != nil {
+		return nil, err
+	}
+	out := map[uint32][]Constraint{}
+	var rel uint32
+	var c Constraint
+	var typ string
+	_, err = pgx.ForEachRow(rows, []any{&rel, &c.Name, &typ, &c.Definition}, func() error {
+		cc := c
+		cc.Type = map[string]string{
+			"p": "primary key", "u": "unique", "f": "foreign key", "c": "check",
+			"x": "exclusion", "t": "trigger", "n": "not null",
+		}[typ]
+		if cc.Type == "" {
+			cc.Type = typ
+		}
+		out[rel] = append(out[rel], cc)
+		return nil
+	})
+	return out, err
+}
+
+func (r *reader) triggers(ctx context.Context, oids []uint32) (map[uint32][]Trigger, error) {
+	rows, err := r.tx.Query(ctx, `SELECT tgrelid, tgname, pg_get_triggerdef(oid, true)
+		FROM pg_trigger WHERE tgrelid = ANY($1::oid[]) AND NOT tgisinternal`, oids)
+	if err != nil {
+		return nil, err
+	}
+	out := map[uint32][]Trigger{}
+	var rel uint32
+	var t Trigger
+	_, err = pgx.ForEachRow(rows, []any{&rel, &t.Name, &t.Definition}, func() error {
+		out[rel] = append(out[rel], t)
+		return nil
+	})
+	return out, err
+}
+
+func (r *reader) views(ctx context.Context, s *Schema) error {
+	rows, err := r.tx.Query(ctx, `SELECT c.oid, n.nspname, c.relname, c.relkind = 'm', pg_get_viewdef(c.oid, true)
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.relkind IN ('v', 'm') AND `+nsFilter+` AND `+
+		fmt.Sprintf(notExtensionMember, "pg_class", "c.oid"), r.exclude)
+	if err != nil {
+		return err
+	}
+	var oids []uint32
+	var oid uint32
+	var v View
+	_, err = pgx.ForEachRow(rows, []any{&oid, &v.Schema, &v.Name, &v.Materialized, &v.Definition}, func() error {
+		if r.excludeTables[v.Schema+"."+v.Name] {
+			return nil
+		}
+		oids = append(oids, oid)
+		s.Views = append(s.Views, v)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	idx, err := r.indexes(ctx, oids)
+	if err != nil {
+		return err
+	}
+	for i := range s.Views {
+		s.Views[i].Indexes = idx[oids[i]]
+	}
+	return nil
+}
+
+func (r *reader) sequences(ctx context.Context, s *Schema) error {
+	rows, err := r.tx.Query(ctx, `SELECT n.nspname, c.relname, format_type(sq.seqtypid, NULL),
+			sq.seqstart, sq.seqincrement, sq.seqmin, sq.seqmax, sq.seqcache, sq.seqcycle,
+			coalesce(tn.nspname || '.' || t.relname || '.' || ta.attname, ''),
+			coalesce(tn.nspname || '.' || t.relname, '')
+		FROM pg_sequence sq
+		JOIN pg_class c ON c.oid = sq.seqrelid
+		JOIN pg_namespace n ON n.oid = c.relnamespace
+		LEFT JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid
+			AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'a'
+		LEFT JOIN pg_class t ON t.oid = d.refobjid
+		LEFT JOIN pg_namespace tn ON tn.oid = t.relnamespace
+		LEFT JOIN pg_attribute ta ON ta.attrelid = d.refobjid AND ta.attnum = d.refobjsubid
+		WHERE `+nsFilter+` AND `+fmt.Sprintf(notExtensionMember, "pg_class", "c.oid")+`
+			AND NOT EXISTS (SELECT 1 FROM pg_depend di WHERE di.classid = 'pg_class'::regclass
+				AND di.objid = c.oid AND di.deptype = 'i')`, r.exclude)
+	if err != nil {
+		return err
+	}
+	var q Sequence
+	var ownerTable string
+	_, err = pgx.ForEachRow(rows, []any{&q.Schema, &q.Name, &q.Type, &q.Start, &q.Increment, &q.Min, &q.Max,
+		&q.Cache, &q.Cycle, &q.OwnedBy, &ownerTable}, func() error {
+		if r.excludeTables[q.Schema+"."+q.Name] || (ownerTable != "" && r.excludeTables[ownerTable]) {
+			return nil
+		}
+		s.Sequences = append(s.Sequences, q)
+		return nil
+	})
+	return err
+}
+
+func (r *reader) functions(ctx context.Context, s *Schema) error {
+	rows, err := r.tx.Query(ctx, `SELECT n.nspname, p.proname, p.prokind::text,
+			pg_get_function_identity_arguments(p.oid), coalesce(pg_get_function_result(p.oid), ''),
+			CASE WHEN p.prokind <> 'a' THEN pg_get_functiondef(p.oid) ELSE '' END
+		FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+		WHERE `+nsFilter+` AND `+fmt.Sprintf(notExtensionMember, "pg_proc", "p.oid"), r.exclude)
+	if err != nil {
+		return err
+	}
+	var f Function
+	var kind string
+	_, err = pgx.ForEachRow(rows, []any{&f.Schema, &f.Name, &kind, &f.Arguments, &f.Result, &f.Definition}, func() error {
+		ff := f
+		ff.Kind = map[string]string{"f": "function", "p": "procedure", "a": "aggregate", "w": "window"}[kind]
+		s.Functions = append(s.Functions, ff)
+		return nil
+	})
+	return err
+}
+
+func (r *reader) types(ctx context.Context, s *Schema) error {
+	rows, err := r.tx.Query(ctx, `SELECT t.oid, t.typrelid, n.nspname, t.typname, t.typtype::text,
+			CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) ELSE '' END,
+			t.typnotnull, coalesce(pg_get_expr(t.typdefaultbin, 0), t.typdefault, '')
+		FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+		WHERE (t.typtype IN ('e', 'd')
+			OR (t.typtype = 'c' AND (SELECT c.relkind FROM pg_class c WHERE c.oid = t.typrelid) = 'c'))
+			AND `+nsFilter+` AND `+fmt.Sprintf(notExtensionMember, "pg_type", "t.oid"), r.exclude)
+	if err != nil {
+		return err
+	}
+	var oids, relids []uint32
+	var oid, relid uint32
+	var t Type
+	var kind string
+	_, err = pgx.ForEachRow(rows, []any{&oid, &relid, &t.Schema, &t.Name, &kind, &t.BaseType, &t.NotNull, &t.Default}, func() error {
+		tt := t
+		tt.Kind = map[string]string{"e": "enum", "d": "domain", "c": "composite"}[kind]
+		oids = append(oids, oid)
+		relids = append(relids, relid)
+		s.Types = append(s.Types, tt)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	labels := map[uint32][]string{}
+	rows, err = r.tx.Query(ctx, `SELECT enumtypid, enumlabel FROM pg_enum
+		WHERE enumtypid = ANY($1::oid[]) ORDER BY enumtypid, enumsortorder`, oids)
+	if err != nil {
+		return err
+	}
+	var label string
+	if _, err := pgx.ForEachRow(rows, []any{&oid, &label}, func() error {
+		labels[oid] = append(labels[oid], label)
+		return nil
+	}); err != nil {
+		return err
+	}
+	cons, err := r.constraints(ctx, "contypid", oids)
+	if err != nil {
+		return err
+	}
+	attrs, err := r.columns(ctx, relids)
+	if err != nil {
+		return err
+	}
+	for i := range s.Types {
+		s.Types[i].Labels = labels[oids[i]]
+		s.Types[i].Constraints = cons[oids[i]]
+		if s.Types[i].Kind == "composite" {
+			s.Types[i].Attributes = attrs[relids[i]]
+		}
+	}
+	return nil
+}
