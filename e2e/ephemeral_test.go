@@ -23,6 +23,7 @@ import (
 	tcpostgres "github.com/testcontainers/testcontainers-go/modules/postgres"
 
 	"github.com/poststack/poststack/pkg/ephemeral"
+	"github.com/poststack/poststack/pkg/secret"
 	"github.com/poststack/poststack/pkg/testenv"
 )
 
@@ -174,9 +175,7 @@ func processesUnder(dir string) []string {
 }
 
 func TestEphemeralNative(t *testing.T) {
-	if _, err := exec.LookPath("psql"); err != nil {
-		t.Skip("no psql")
-	}
+	testenv.Program(t, "psql")
 	testenv.NativePostgres(t) // skips (fails under CI) without the server binaries
 	ctx := testContext(t, 2*time.Minute)
 	e := newEphemeralEnv(t)
@@ -198,8 +197,8 @@ func TestEphemeralNative(t *testing.T) {
 	psql(t, ctx, inst2.URL, "select 1")
 
 	insts := e.list(ctx, t)
-	if len(insts) != 2 || insts[0].URL != url || insts[1].ID != inst2.ID {
-		t.Fatalf("list = %+v; want both servers, oldest first", insts)
+	if len(insts) != 2 || insts[0].URL != secret.MaskURL(url) || insts[1].ID != inst2.ID {
+		t.Fatalf("list = %+v; want both servers, oldest first, their passwords masked", insts)
 	}
 	text := e.mustRun(ctx, t, "list")
 	if !strings.Contains(text, insts[0].ID) || strings.Contains(text, passwordOf(t, url)) {
@@ -352,9 +351,7 @@ func interruptUp(t *testing.T, ctx context.Context, e *ephemeralEnv, delay time.
 }
 
 func TestEphemeralContainer(t *testing.T) {
-	if _, err := exec.LookPath("psql"); err != nil {
-		t.Skip("no psql")
-	}
+	testenv.Program(t, "psql")
 	for _, engine := range []string{testenv.EnginePodman, testenv.EngineDocker} {
 		t.Run(engine, func(t *testing.T) {
 			cli := engineCLI(t, engine)

@@ -45,14 +45,7 @@ func newPGEngineCLI(t *testing.T, engine string) pgEngineCLI {
 		return pgEngineCLI{name: engine, path: testenv.Podman(t)}
 	case testenv.EngineDocker:
 		host := testenv.Docker(t)
-		path, err := exec.LookPath("docker")
-		if err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("the docker daemon answers at %s but the docker CLI is not installed", host)
-			}
-			t.Skip("the docker CLI is not installed")
-		}
-		return pgEngineCLI{name: engine, path: path, global: []string{"-H", host}}
+		return pgEngineCLI{name: engine, path: testenv.Program(t, "docker"), global: []string{"-H", host}}
 	}
 	t.Fatalf("unknown engine %q", engine)
 	return pgEngineCLI{}

@@ -146,7 +146,7 @@ func (t *ephemeralTool) listCommand() *ffcli.Command {
 	fs := flag.NewFlagSet("ps-env ephemeral list", flag.ContinueOnError)
 	t.stateFlag(fs)
 	var showSecrets bool
-	fs.BoolVar(&showSecrets, "show-secrets", false, "print URLs with their passwords (--json always does)")
+	fs.BoolVar(&showSecrets, "show-secrets", false, "print URLs with their passwords, as text and as --json")
 	return t.app.Examples(&ffcli.Command{
 		Name:       "list",
 		ShortUsage: "ps-env ephemeral list [--json] [--show-secrets]",
@@ -164,16 +164,28 @@ func (t *ephemeralTool) listCommand() *ffcli.Command {
 			// record naming a container of someone else's): those come after, on stderr.
 			insts, listErr := ephemeral.List(dir)
 			if t.app.Globals.JSON {
-				if insts == nil {
-					insts = []*ephemeral.Instance{}
-				}
-				err = writeJSON(t.app.Env.Stdout, insts)
+				err = writeJSON(t.app.Env.Stdout, listed(insts, showSecrets))
 			} else {
 				err = renderList(t.app.Env.Stdout, insts, showSecrets)
 			}
 			return errors.Join(listErr, err)
 		},
-	}, "ps-env ephemeral list", "ps-env ephemeral list --json | jq -r '.[].url'")
+	}, "ps-env ephemeral list", "ps-env ephemeral list --json --show-secrets | jq -r '.[].url'")
+}
+
+// listed is what list --json prints: copies of insts, with the password in
+// each URL masked unless showSecrets, since JSON is as human-facing as text
+// once it lands in a terminal or a CI log.
+func listed(insts []*ephemeral.Instance, showSecrets bool) []ephemeral.Instance {
+	out := make([]ephemeral.Instance, 0, len(insts))
+	for _, in := range insts {
+		c := *in
+		if !showSecrets {
+			c.URL = secret.MaskURL(c.URL)
+		}
+		out = append(out, c)
+	}
+	return out
 }
 
 func renderList(w io.Writer, insts []*ephemeral.Instance, showSecrets bool) error {

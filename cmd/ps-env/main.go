@@ -1,5 +1,5 @@
-// Command ps-env scaffolds a poststack project and runs its environments:
-// Postgres, migrations, init containers and the application's containers.
+// Command ps-env runs a poststack project's environments; today it starts,
+// lists and stops throwaway PostgreSQL servers.
 package main
 
 import (
@@ -24,23 +24,20 @@ func runEnv(ctx context.Context, args []string, env cli.Env) int {
 	return app.Run(ctx, rootCommand(app), args)
 }
 
-// rootCommand is the command tree; subcommands arrive with their issues.
+// rootCommand is the command tree; subcommands arrive with their issues,
+// and the help names only those that are in it.
 func rootCommand(app *cli.App) *ffcli.Command {
 	return app.Root(&ffcli.Command{
 		ShortUsage: "ps-env [flags] <command> [args...]",
-		ShortHelp:  "ps-env: set up a poststack project and run its environments",
-		LongHelp: `ps-env brings a project's environment up and down: its own Postgres container
-(data kept in a named volume), migrations, init containers and the application's
-pod or compose deployment, as described by .poststack.yml. It also starts
-throwaway (ephemeral) databases for CI and tests, and scaffolds new projects.
-
-Commands (arriving one by one): init, list, up, down, restart, status, deploy,
-dry-run, config, logs, switch, url, ephemeral.`,
+		ShortHelp:  "ps-env: throwaway PostgreSQL servers for CI and tests",
+		LongHelp: `ps-env starts throwaway (ephemeral) PostgreSQL servers for CI jobs and tests,
+on the host's PostgreSQL binaries or in a podman or docker container, with the
+project's migrations applied, and lists and stops them.`,
 		Subcommands: []*ffcli.Command{ephemeralCommand(app)},
 	},
-		"ps-env up                     # start the current environment",
-		"ps-env --log-level debug down # stop it; data survives",
-		"POSTSTACK_CONTAINER_RUNTIME=docker ps-env status",
 		"URL=$(ps-env ephemeral up --migrate migrations)",
+		"ps-env --container-runtime docker ephemeral up --provider container --json",
+		"ps-env --json ephemeral list",
+		"ps-env ephemeral down --all",
 	)
 }

@@ -536,18 +536,35 @@ func (t *tool) verifyCommand() *ffcli.Command {
 				return err
 			}
 			defer conn.Close(context.WithoutCancel(ctx))
+			// Verify returns the drifts together with a *DriftError: the
+			// listing is the command's output, the error only its exit code.
 			drifts, err := m.Verify(ctx)
-			if err != nil {
+			var drift *migrate.DriftError
+			if err != nil && !errors.As(err, &drift) {
 				return err
 			}
-			if len(drifts) == 0 {
+			switch {
+			case t.app.Globals.JSON:
+				type verifyResult struct {
+					Drifts []migrate.Drift `json:"drifts"`
+				}
+				if drifts == nil {
+					drifts = []migrate.Drift{}
+				}
+				if err := writeJSON(t.app.Env.Stdout, verifyResult{Drifts: drifts}); err != nil {
+					return err
+				}
+			case len(drifts) == 0:
 				fmt.Fprintln(t.app.Env.Stdout, "every applied migration matches its file")
-				return nil
+			default:
+				for _, d := range drifts {
+					fmt.Fprintln(t.app.Env.Stdout, d.String())
+				}
 			}
-			for _, d := range drifts {
-				fmt.Fprintln(t.app.Env.Stdout, d.String())
+			if len(drifts) > 0 {
+				return exitcode.Checkf("%d applied %s changed since they were applied", len(drifts), plural(len(drifts), "migration", "migrations"))
 			}
-			return exitcode.Checkf("%d applied %s changed since", len(drifts), plural(len(drifts), "migration", "migrations"))
+			return nil
 		},
 	}, "ps-migrate verify", "ps-migrate verify --rollback")
 }

@@ -75,6 +75,8 @@ func TestContainerStartStopAndCancel(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// Registered before any assertion: a failing one must not leave the container running.
+			t.Cleanup(func() { _ = ephemeral.Stop(context.Background(), inst) })
 			if inst.Engine != name || inst.Container == "" || inst.Port == 0 || !strings.Contains(inst.URL, "127.0.0.1:") {
 				t.Errorf("instance = %+v", inst)
 			}
@@ -100,6 +102,7 @@ func TestContainerStartStopAndCancel(t *testing.T) {
 				inst, err := ephemeral.Start(ctx, o)
 				cancel()
 				if err == nil {
+					t.Cleanup(func() { _ = ephemeral.Stop(context.Background(), inst) })
 					if err := ephemeral.Stop(context.Background(), inst); err != nil {
 						t.Fatal(err)
 					}

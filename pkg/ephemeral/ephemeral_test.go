@@ -15,17 +15,12 @@ import (
 
 	"github.com/poststack/poststack/pkg/ephemeral"
 	"github.com/poststack/poststack/pkg/exitcode"
-	"github.com/poststack/poststack/pkg/pgnative"
+	"github.com/poststack/poststack/pkg/testenv"
 )
 
 func requireNative(t *testing.T) {
 	t.Helper()
-	if _, err := pgnative.BinDir(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
+	testenv.PostgresBinaries(t)
 }
 
 // env is the process environment with server directories in a private parent that the
@@ -119,6 +114,8 @@ func TestNativeStartMigrateStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Registered before any assertion: a failing one must not leave the server running.
+	t.Cleanup(func() { _ = ephemeral.Stop(context.Background(), inst) })
 	if inst.Provider != ephemeral.Native || inst.Dir == "" || inst.PID == 0 || inst.Migrations != 2 {
 		t.Errorf("instance = %+v; want native with dir, pid and 2 migrations", inst)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/poststack/poststack/pkg/exitcode"
 	"github.com/poststack/poststack/pkg/pgnative"
+	"github.com/poststack/poststack/pkg/testenv"
 )
 
 // forgeRecord writes a record as a repository could ship it in a state directory.
@@ -49,12 +50,7 @@ func mustAnswer(t *testing.T, what, url string) {
 // server's. Neither down (Load+Stop) nor list may stop a process or delete a directory; each
 // record is reported as not ours (exit 2) and dropped.
 func TestHostileNativeRecordsLeaveStrangersAlone(t *testing.T) {
-	if _, err := pgnative.BinDir(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
+	testenv.PostgresBinaries(t)
 	parent, err := os.MkdirTemp("/dev/shm", "epht-")
 	if err != nil {
 		parent, err = os.MkdirTemp("/tmp", "epht-")

@@ -225,12 +225,53 @@ func TestDisabled(t *testing.T) {
 	}
 }
 
-type failWriter struct{}
+// flakyWriter fails its first failures writes, as a closed pipe would, and
+// records every write it was asked for.
+type flakyWriter struct {
+	failures int
+	tried    []string
+	written  strings.Builder
+}
 
-func (failWriter) Write([]byte) (int, error) { return 0, errors.New("broken pipe") }
+func (w *flakyWriter) Write(p []byte) (int, error) {
+	w.tried = append(w.tried, string(p))
+	if w.failures > 0 {
+		w.failures--
+		return 0, errors.New("broken pipe")
+	}
+	return w.written.Write(p)
+}
 
-func TestWriteErrorsDoNotPanic(t *testing.T) {
-	a := New(failWriter{}, func(k string) string { return map[string]string{"GITHUB_ACTIONS": "true"}[k] })
+// TestWriteErrorsAreDropped breaks the log writer for the first two
+// commands and asserts that each command was still tried as one whole line,
+// that the commands after the failure reach the log, and that the file
+// commands, which do not use the writer, still work and report no error.
+func TestWriteErrorsAreDropped(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "output")
+	env := map[string]string{"GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": out}
+	w := &flakyWriter{failures: 2}
+	a := New(w, func(k string) string { return env[k] })
+
 	a.Group("g")
-	a.Error("e", "", 0, 0)
+	a.AddMask("s3cret")
+	a.Error("e", "f.sql", 3, 4)
+	a.EndGroup()
+	if err := a.SetOutput("k", "v"); err != nil {
+		t.Errorf("SetOutput with a broken log writer: %v", err)
+	}
+
+	wantTried := []string{"::group::g\n", "::add-mask::s3cret\n", "::error col=4,file=f.sql,line=3::e\n", "::endgroup::\n"}
+	if !reflect.DeepEqual(w.tried, wantTried) {
+		t.Errorf("writes tried:\n%q\nwant\n%q", w.tried, wantTried)
+	}
+	if got, want := w.written.String(), strings.Join(wantTried[2:], ""); got != want {
+		t.Errorf("written after the failures: %q, want %q", got, want)
+	}
+	content, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := parseFileCommands(t, string(content)); !reflect.DeepEqual(got, []kv{{"k", "v"}}) {
+		t.Errorf("step outputs %v, want k=v", got)
+	}
 }

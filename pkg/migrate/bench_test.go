@@ -13,9 +13,9 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Workloads of the issue's acceptance figures. TestBenchReport prints them as ratios from one
-// run (POSTSTACK_BENCH=1 go test -run TestBenchReport -v ./pkg/migrate/); the Benchmark
-// functions measure the same things for `go test -bench`.
+// Workloads of the issue's acceptance figures, measured by `go test -bench . ./pkg/migrate/`:
+// BenchmarkApply500 also reports its ratio to the psql floor. bench/migrate.sh compares the
+// CLI with other tools.
 
 // writeSet writes n migrations into dir: "small" ones (a table, an index, three rows: the
 // apply workload) or "tiny" ones (a select).
@@ -85,87 +85,6 @@ func psqlFloor(tb testing.TB, dbURL, dir string) time.Duration {
 	return time.Since(start)
 }
 
-func timeIt(tb testing.TB, f func() error) time.Duration {
-	tb.Helper()
-	start := time.Now()
-	if err := f(); err != nil {
-		tb.Fatal(err)
-	}
-	return time.Since(start)
-}
-
-func TestBenchReport(t *testing.T) {
-	if os.Getenv("POSTSTACK_BENCH") == "" {
-		t.Skip("set POSTSTACK_BENCH=1 to measure")
-	}
-	ctx := context.Background()
-	const rounds = 3
-
-	small := t.TempDir()
-	writeSet(t, small, 500, "small")
-	var best, floor time.Duration
-	for range rounds {
-		a, b := freshDB(t), freshDB(t)
-		d := timeIt(t, func() error {
-			n, err := engineUp(ctx, a, small)
-			if err == nil && n != 500 {
-				err = fmt.Errorf("applied %d", n)
-			}
-			return err
-		})
-		p := psqlFloor(t, b, small)
-		if best == 0 || d < best {
-			best = d
-		}
-		if floor == 0 || p < floor {
-			floor = p
-		}
-	}
-	fmt.Printf("apply 500 small migrations: engine %s, psql BEGIN/\\i/COMMIT %s, ratio %.2f (target <= 1.10)\n",
-		best.Round(time.Millisecond), floor.Round(time.Millisecond), float64(best)/float64(floor))
-
-	tiny := t.TempDir()
-	writeSet(t, tiny, 5000, "tiny")
-	db := freshDB(t)
-	if n, err := engineUp(ctx, db, tiny); err != nil || n != 5000 {
-		t.Fatalf("apply 5000: %d, %v", n, err)
-	}
-	conn := connect(t, db)
-	var noop time.Duration
-	for range 5 {
-		d := timeIt(t, func() error {
-			migs, err := LoadDir(tiny)
-			if err != nil {
-				return err
-			}
-			m, err := New(conn, migs)
-			if err != nil {
-				return err
-			}
-			res, err := m.Up(ctx, 0)
-			if err == nil && len(res) != 0 {
-				err = fmt.Errorf("applied %d", len(res))
-			}
-			return err
-		})
-		if noop == 0 || d < noop {
-			noop = d
-		}
-	}
-	fmt.Printf("no-op up with 5000 applied (Load+New+Up): %s (target <= 50ms)\n", noop.Round(100*time.Microsecond))
-
-	big := t.TempDir()
-	writeSet(t, big, 10000, "tiny")
-	var load time.Duration
-	for range 5 {
-		d := timeIt(t, func() error { _, err := LoadDir(big); return err })
-		if load == 0 || d < load {
-			load = d
-		}
-	}
-	fmt.Printf("Load of 10000 files: %s (target <= 200ms)\n", load.Round(100*time.Microsecond))
-}
-
 func BenchmarkLoad10000(b *testing.B) {
 	dir := b.TempDir()
 	writeSet(b, dir, 10000, "tiny")
@@ -202,28 +121,25 @@ func BenchmarkNoopUp5000(b *testing.B) {
 	}
 }
 
+// BenchmarkApply500 applies 500 small migrations to a fresh database per iteration, and runs
+// the same files through psql (BEGIN/\i/COMMIT each) as the floor: "psql-ns/op" is the floor's
+// time and "x-psql" the engine's time over it.
 func BenchmarkApply500(b *testing.B) {
 	ctx := context.Background()
 	dir := b.TempDir()
 	writeSet(b, dir, 500, "small")
+	var engine, floor time.Duration
 	for b.Loop() {
 		b.StopTimer()
-		db := freshDB(b)
+		db, floorDB := freshDB(b), freshDB(b)
+		floor += psqlFloor(b, floorDB, dir)
 		b.StartTimer()
+		start := time.Now()
 		if n, err := engineUp(ctx, db, dir); err != nil || n != 500 {
 			b.Fatal(n, err)
 		}
+		engine += time.Since(start)
 	}
-}
-
-func BenchmarkPsqlFloor500(b *testing.B) {
-	dir := b.TempDir()
-	writeSet(b, dir, 500, "small")
-	var total time.Duration
-	for b.Loop() {
-		b.StopTimer()
-		db := freshDB(b)
-		total += psqlFloor(b, db, dir)
-	}
-	b.ReportMetric(float64(total.Nanoseconds())/float64(b.N), "psql-ns/op")
+	b.ReportMetric(float64(floor.Nanoseconds())/float64(b.N), "psql-ns/op")
+	b.ReportMetric(float64(engine)/float64(floor), "x-psql")
 }

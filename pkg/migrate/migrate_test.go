@@ -533,21 +533,42 @@ func TestCancelRollsBackRunningMigration(t *testing.T) {
 		"2_slow.sql": "create table slow ();\nselect pg_sleep(20);\n",
 		"3_c.sql":    "create table c ();",
 	}))
+	// One watching connection, opened here: the watcher goroutine must not
+	// call t.Fatal, and it polls on this connection rather than opening one
+	// per poll. A watcher error cancels Up too and is reported first.
+	watch := connect(t, dbURL)
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	watched := make(chan error, 1)
 	go func() {
-		// Cancel while 2_slow sleeps: a's transaction is long done by then.
-		for {
-			var n int
-			_ = connect(t, dbURL).QueryRow(context.Background(), "select count(*) from pg_stat_activity where query like '%pg_sleep(20)%' and state = 'active' and pid <> pg_backend_pid()").Scan(&n)
-			if n > 0 {
-				cancel()
-				return
+		watched <- func() error {
+			defer cancel()
+			// Cancel while 2_slow sleeps: a's transaction is long done by then.
+			for {
+				var n int
+				err := watch.QueryRow(ctx, "select count(*) from pg_stat_activity where query like '%pg_sleep(20)%' and state = 'active' and pid <> pg_backend_pid()").Scan(&n)
+				switch {
+				case ctx.Err() != nil:
+					return nil
+				case err != nil:
+					return err
+				case n > 0:
+					return nil
+				}
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(20 * time.Millisecond):
+				}
 			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		}()
 	}()
 	start := time.Now()
 	res, err := m.Up(ctx, 0)
+	cancel()
+	if werr := <-watched; werr != nil {
+		t.Fatalf("watching for the sleeping migration: %v", werr)
+	}
 	if !errors.Is(err, context.Canceled) || exitcode.Of(err) != exitcode.Interrupted {
 		t.Fatalf("Up = %v, want context.Canceled", err)
 	}

@@ -1,10 +1,8 @@
 package pgnative
 
 import (
-	"context"
 	"encoding/base64"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -187,43 +185,6 @@ func TestStaleStagingIsRemoved(t *testing.T) {
 	}
 	if _, err := os.Stat(recent); err != nil {
 		t.Error("recent staging directory removed (another process may be writing it)")
-	}
-}
-
-func TestTakenPortIsRetried(t *testing.T) {
-	if _, err := BinDir(); err != nil {
-		t.Skip(err)
-	}
-	busy, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer busy.Close()
-	busyPort := busy.Addr().(*net.TCPAddr).Port
-	var picked []int
-	pick := func(c *config) error {
-		c.pickPort = func() (int, error) {
-			p := busyPort
-			if len(picked) > 0 {
-				var err error
-				if p, err = freePort(); err != nil {
-					return 0, err
-				}
-			}
-			picked = append(picked, p)
-			return p, nil
-		}
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	srv, err := Start(ctx, pick, WithoutCache())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop(context.Background())
-	if len(picked) != 2 || srv.Port() != picked[1] || srv.Port() == busyPort {
-		t.Errorf("picked %v, server on %d: want a retry away from %d", picked, srv.Port(), busyPort)
 	}
 }
 

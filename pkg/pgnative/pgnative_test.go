@@ -43,16 +43,7 @@ func TestMain(m *testing.M) {
 // requireBinaries skips (fails under CI) when the machine has no PostgreSQL server binaries.
 func requireBinaries(t testing.TB) {
 	t.Helper()
-	_, err := pgnative.BinDir()
-	if errors.Is(err, pgnative.ErrNoBinaries) {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%v; run scripts/setup.sh", err)
-		}
-		t.Skipf("%v; skipping", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	testenv.PostgresBinaries(t)
 }
 
 // privateTempDir is a parent for server directories that the postgres user can traverse
@@ -722,5 +713,43 @@ func TestStopDirRefusesOtherDirectories(t *testing.T) {
 		if _, err := os.Stat(dir); err != nil {
 			t.Errorf("StopDir(%s) removed it: %v", dir, err)
 		}
+	}
+}
+
+// TestTakenPortIsRetried hands Start a port another listener holds, then free ones: Start must
+// retry on the next port rather than fail.
+func TestTakenPortIsRetried(t *testing.T) {
+	requireBinaries(t)
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	busyPort := busy.Addr().(*net.TCPAddr).Port
+	var picked []int
+	pick := func() (int, error) {
+		p := busyPort
+		if len(picked) > 0 {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return 0, err
+			}
+			p = l.Addr().(*net.TCPAddr).Port
+			if err := l.Close(); err != nil {
+				return 0, err
+			}
+		}
+		picked = append(picked, p)
+		return p, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	srv, err := pgnative.Start(ctx, pgnative.WithPortPicker(pick), pgnative.WithoutCache())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop(context.Background()) })
+	if len(picked) != 2 || srv.Port() != picked[1] || srv.Port() == busyPort {
+		t.Errorf("picked %v, server on %d: want a retry away from %d", picked, srv.Port(), busyPort)
 	}
 }

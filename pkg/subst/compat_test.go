@@ -317,3 +317,41 @@ func TestComposeGoOperatorChoice(t *testing.T) {
 		}
 	}
 }
+
+// TestComposeGoNestedAlternates runs templates whose alternate or default
+// holds a nested ${…}, closed or not, with the outer name unset, set to the
+// empty string and set, and checks each against compose-go. An unterminated
+// outer ${NAME:+…} is an error only when its branch is taken: compose-go
+// (the reference, v2 as pinned in go.mod) substitutes the alternate only
+// when NAME is non-empty, and so reports the unclosed brace only then.
+func TestComposeGoNestedAlternates(t *testing.T) {
+	cases := []struct {
+		tmpl string
+		// invalidAt is the column of the invalid-template problem, per mapping
+		// (unset, empty, set); 0 for none.
+		invalidAt [3]int
+	}{
+		{"x${EMPTY:+${FOO}", [3]int{0, 0, 11}},
+		{"x${EMPTY+${FOO}", [3]int{0, 10, 10}},
+		{"x${EMPTY:-${FOO}", [3]int{11, 11, 0}},
+		{"x${EMPTY-${FOO}", [3]int{10, 0, 0}},
+		{"x${EMPTY:+${FOO}}", [3]int{}},
+		{"x${EMPTY:+a${FOO:+${FOO}}b}c", [3]int{}},
+		{"x${EMPTY:+${FOO}y\nz", [3]int{0, 0, 11}},
+	}
+	mappings := []map[string]string{{"FOO": "f"}, {"EMPTY": "", "FOO": "f"}, {"EMPTY": "e", "FOO": "f"}}
+	for _, c := range cases {
+		for i, m := range mappings {
+			ps := compareWithCompose(t, c.tmpl, mapLookup(m))
+			col := 0
+			for _, p := range ps {
+				if p.Kind == Invalid {
+					col = p.Pos.Col
+				}
+			}
+			if col != c.invalidAt[i] {
+				t.Errorf("%q with %v: invalid at column %d, want %d (problems %v)", c.tmpl, m, col, c.invalidAt[i], ps)
+			}
+		}
+	}
+}

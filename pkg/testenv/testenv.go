@@ -297,6 +297,38 @@ func Act(tb testing.TB) string {
 	return path
 }
 
+// Program returns the path of the named program a test runs (psql, the docker CLI). A missing
+// one skips the test, or fails it under CI.
+func Program(tb testing.TB, name string) string {
+	tb.Helper()
+	return program(tb, os.Getenv, name)
+}
+
+func program(tb testing.TB, getenv func(string) string, name string) string {
+	tb.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		unavailable(tb, getenv, "%s is not installed", name)
+		return ""
+	}
+	return path
+}
+
+// PostgresBinaries returns the directory of the PostgreSQL server binaries that pgnative runs.
+// Missing binaries skip the test, or fail it under CI; any other error fails it.
+func PostgresBinaries(tb testing.TB) string {
+	tb.Helper()
+	dir, err := pgnative.BinDir()
+	if errors.Is(err, pgnative.ErrNoBinaries) {
+		unavailable(tb, os.Getenv, "%v", err)
+		return ""
+	}
+	if err != nil {
+		tb.Fatalf("testenv: %v", err)
+	}
+	return dir
+}
+
 // NativePostgres starts a private PostgreSQL server from the host's binaries (see pgnative) for
 // the calling test and stops it, removing every file, when the test ends. Options are passed to
 // pgnative.Start. Missing PostgreSQL binaries skip the test, or fail it under CI; any other

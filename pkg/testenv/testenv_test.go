@@ -118,3 +118,23 @@ func TestPodmanSocket(t *testing.T) {
 		t.Errorf("PodmanSocket = %q", got)
 	}
 }
+
+func TestMissingProgramSkipsLocallyAndFailsInCI(t *testing.T) {
+	const name = "poststack-no-such-program"
+	for _, ci := range []string{"", "true"} {
+		rec := &recordingTB{TB: t}
+		if got := program(rec, env(map[string]string{"CI": ci}), name); got != "" {
+			t.Errorf("CI=%q: returned %q for a missing program", ci, got)
+		}
+		stopped, other := rec.skipped, rec.failed
+		if ci != "" {
+			stopped, other = rec.failed, rec.skipped
+		}
+		if !strings.Contains(stopped, name+" is not installed") || other != "" {
+			t.Errorf("CI=%q: skipped %q, failed %q; want it %s", ci, rec.skipped, rec.failed, map[bool]string{true: "failed", false: "skipped"}[ci != ""])
+		}
+	}
+	if got := program(t, env(nil), "go"); got == "" {
+		t.Error("program(go) found nothing")
+	}
+}
