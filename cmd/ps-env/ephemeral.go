@@ -162,7 +162,7 @@ func (t *ephemeralTool) listCommand() *ffcli.Command {
 			}
 			// The servers that are ours are listed even when some records were not (a
 			// record naming a container of someone else's): those come after, on stderr.
-			insts, listErr := ephemeral.List(dir)
+			insts, listErr := ephemeral.PruneAndList(ctx, dir, ephemeral.WithEnviron(t.app.Env.Environ))
 			if t.app.Globals.JSON {
 				err = writeJSON(t.app.Env.Stdout, listed(insts, showSecrets))
 			} else {
@@ -235,13 +235,13 @@ left alone"), dropped, and exit 2.`,
 			var insts []*ephemeral.Instance
 			var errs []error
 			if all {
-				// Records that are not ours are reported and dropped by List; the rest
-				// are still stopped.
-				insts, err = ephemeral.List(dir)
+				// Records that are not ours are reported and dropped by PruneAndList;
+				// the rest are still stopped.
+				insts, err = ephemeral.PruneAndList(ctx, dir, ephemeral.WithEnviron(t.app.Env.Environ))
 				errs = append(errs, err)
 			}
 			for _, id := range args {
-				inst, err := ephemeral.Load(dir, id)
+				inst, err := ephemeral.Load(ctx, dir, id, ephemeral.WithEnviron(t.app.Env.Environ))
 				if err != nil {
 					return err
 				}

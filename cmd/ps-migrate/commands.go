@@ -92,10 +92,10 @@ func (t *tool) connFlags(fs *flag.FlagSet) {
 // ledgerFlags registers the flags of commands that use the ledger.
 func (t *tool) ledgerFlags(fs *flag.FlagSet) {
 	t.connFlags(fs)
-	fs.StringVar(&t.schema, "schema", "poststack", "schema of the ledger table")
-	fs.StringVar(&t.table, "table", "schema_migrations", "name of the ledger table")
-	fs.DurationVar(&t.lockTimeout, "lock-timeout", 15*time.Minute, "how long to wait for another run's migration lock (exit 4 after)")
-	fs.DurationVar(&t.sqlLockTimout, "migration-lock-timeout", 10*time.Second, "Postgres lock_timeout for each migration's statements")
+	fs.StringVar(&t.schema, "schema", migrate.DefaultSchema, "schema of the ledger table")
+	fs.StringVar(&t.table, "table", migrate.DefaultTable, "name of the ledger table")
+	fs.DurationVar(&t.lockTimeout, "lock-timeout", migrate.DefaultLockTimeout, "how long to wait for another run's migration lock (exit 4 after)")
+	fs.DurationVar(&t.sqlLockTimout, "migration-lock-timeout", migrate.DefaultStatementLockTimeout, "Postgres lock_timeout for each migration's statements")
 	fs.BoolVar(&t.allowDrift, "allow-drift", false, "go on although applied migration files changed")
 }
 
@@ -690,7 +690,7 @@ func (t *tool) showSchemaCommand() *ffcli.Command {
 	fs := newFlagSet("ps-migrate show-schema")
 	t.connFlags(fs)
 	var schema string
-	fs.StringVar(&schema, "schema", "poststack", "ledger schema, left out of the listing")
+	fs.StringVar(&schema, "schema", migrate.DefaultSchema, "ledger schema, left out of the listing")
 	return t.app.Examples(&ffcli.Command{
 		Name:       "show-schema",
 		ShortUsage: "ps-migrate show-schema [--json]",
@@ -735,9 +735,9 @@ func (t *tool) dumpSchemaCommand() *ffcli.Command {
 				return err
 			}
 			if out == "" {
-				return pgschema.DumpSchema(ctx, u, t.app.Env.Stdout)
+				return pgschema.DumpSchema(ctx, u, t.app.Env.Stdout, pgschema.WithEnviron(t.app.Env.Environ))
 			}
-			return atomicfile.Write(t.app.Path(out), atomicfile.Public, func(f *os.File) error { return pgschema.DumpSchema(ctx, u, f) })
+			return atomicfile.Write(t.app.Path(out), atomicfile.Public, func(f *os.File) error { return pgschema.DumpSchema(ctx, u, f, pgschema.WithEnviron(t.app.Env.Environ)) })
 		},
 	}, "ps-migrate dump-schema -o schema.sql && git diff --exit-code schema.sql")
 }
@@ -775,7 +775,7 @@ or over an existing one (dropping what the archive holds first) with
 			}
 			label := "backup of " + cfg.Database
 			t.app.Progress.Start(label)
-			err = pgschema.Backup(ctx, u, t.app.Path(out))
+			err = pgschema.Backup(ctx, u, t.app.Path(out), pgschema.WithEnviron(t.app.Env.Environ))
 			t.app.Progress.Done(label, err)
 			if err != nil {
 				return err

@@ -301,8 +301,8 @@ type fallbackKey struct {
 }
 
 func (a *App) fallbackOf(fs *flag.FlagSet, name string) Fallback {
-	if isGlobal(name) {
-		return globalFallback(name)
+	if a.Globals.isGlobal(name) {
+		return a.Globals.fallbackOf(name)
 	}
 	return a.fallback[fallbackKey{fs, name}]
 }
@@ -316,7 +316,7 @@ func (a *App) FromProject(name string) bool { return a.fromProject[name] }
 // outside the project: a repository must not make poststack read or write
 // elsewhere.
 func (a *App) checkProjectPath(sets []*flag.FlagSet, name string) error {
-	if !isPathSetting(name) {
+	if !a.Globals.isPathSetting(name) {
 		return nil
 	}
 	var value string

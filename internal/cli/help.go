@@ -38,10 +38,10 @@ func (a *App) usage(c *ffcli.Command) string {
 	if c.FlagSet != nil {
 		var lines []string
 		c.FlagSet.VisitAll(func(f *flag.Flag) {
-			if !isRoot && isGlobal(f.Name) {
+			if !isRoot && a.Globals.isGlobal(f.Name) {
 				return
 			}
-			lines = append(lines, flagLine(f, a.fallbackOf(c.FlagSet, f.Name)))
+			lines = append(lines, flagLine(f, a.fallbackOf(c.FlagSet, f.Name), a.Globals.isGlobal(f.Name)))
 		})
 		if len(lines) > 0 {
 			b.WriteString("FLAGS\n")
@@ -76,7 +76,7 @@ func (a *App) usage(c *ffcli.Command) string {
 	return strings.TrimRight(b.String(), "\n") + "\n"
 }
 
-func flagLine(f *flag.Flag, fb Fallback) string {
+func flagLine(f *flag.Flag, fb Fallback, global bool) string {
 	arg, usage := flag.UnquoteUsage(f)
 	name := "--" + f.Name
 	if len(f.Name) == 1 {
@@ -92,7 +92,7 @@ func flagLine(f *flag.Flag, fb Fallback) string {
 	case Environment:
 		usage += fmt.Sprintf(" [env %s]", EnvName(f.Name))
 	case Setting:
-		if isGlobal(f.Name) {
+		if global {
 			usage += " [env, .env, config]"
 		} else {
 			usage += fmt.Sprintf(" [env %s, .env, config]", EnvName(f.Name))

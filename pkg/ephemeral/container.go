@@ -295,10 +295,8 @@ func removeOwnedContainer(ctx context.Context, e *engine.Engine, inst *Instance)
 // must be a local or TCP socket: an ssh:// host would make the CLI log in somewhere a record
 // chose.
 func engineFor(inst *Instance) (*engine.Engine, error) {
+	// Start and Load set it; an Instance made otherwise gets the empty environment.
 	env := inst.environ
-	if env == nil {
-		env = os.Environ()
-	}
 	if h := inst.DockerHost; h != "" && !strings.HasPrefix(h, "unix://") && !strings.HasPrefix(h, "tcp://") {
 		return nil, exitcode.Usagef("ephemeral: instance %s: docker host %q is neither unix:// nor tcp://", inst.ID, h)
 	}

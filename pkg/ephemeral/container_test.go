@@ -88,7 +88,7 @@ func TestContainerStartStopAndCancel(t *testing.T) {
 			if c.Labels["io.poststack.ephemeral"] != inst.ID || len(c.Mounts) != 0 || len(c.Ports) != 1 || c.Ports[0].HostIP != "127.0.0.1" {
 				t.Errorf("container: labels %v, mounts %+v, ports %+v; want the ID label, no volume, 127.0.0.1 only", c.Labels, c.Mounts, c.Ports)
 			}
-			loaded, err := ephemeral.Load(state, inst.ID)
+			loaded, err := ephemeral.Load(context.Background(), state, inst.ID)
 			if err != nil {
 				t.Fatal(err)
 			}

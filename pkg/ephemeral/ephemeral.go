@@ -45,7 +45,7 @@ type Options struct {
 	Migrate  string                           // directory of migrations to apply (pkg/migrate) before returning; "" = none
 	Detach   bool                             // keep running after this process exits (the CLI's up); false = tied to the process (tests)
 	StateDir string                           // where detached instances are recorded; "" = DefaultStateDir of Environ
-	Environ  []string                         // environment (DOCKER_HOST for the container provider, PATH, …); nil = os.Environ()
+	Environ  []string                         // environment (DOCKER_HOST for the container provider, PATH, …); required: pass os.Environ() for the process's
 	Logf     func(format string, args ...any) // progress; nil = silent
 }
 
@@ -99,7 +99,7 @@ func Start(ctx context.Context, o Options) (_ *Instance, err error) {
 	began := time.Now()
 	env := o.Environ
 	if env == nil {
-		env = os.Environ()
+		return nil, exitcode.Usagef("ephemeral: Options.Environ is nil: pass the environment to run in (os.Environ() for the process's, an empty slice for none)")
 	}
 	getenv := environ.Getenv(env)
 	logf := o.Logf

@@ -153,11 +153,11 @@ func TestDetachedRecordedListedLoadedStopped(t *testing.T) {
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("record: %v, mode %v; want 0600", err, st)
 	}
-	list, err := ephemeral.List(state)
+	list, err := ephemeral.PruneAndList(context.Background(), state)
 	if err != nil || len(list) != 1 || list[0].ID != inst.ID || list[0].URL != inst.URL || list[0].Dir != inst.Dir {
 		t.Fatalf("List = %+v, %v; want the started instance", list, err)
 	}
-	loaded, err := ephemeral.Load(state, inst.ID[:4])
+	loaded, err := ephemeral.Load(context.Background(), state, inst.ID[:4])
 	if err != nil || loaded.ID != inst.ID {
 		t.Fatalf("Load by prefix = %+v, %v", loaded, err)
 	}
@@ -168,12 +168,53 @@ func TestDetachedRecordedListedLoadedStopped(t *testing.T) {
 	assertDead(t, inst.PID)
 	assertEmpty(t, parent)
 	assertEmpty(t, state)
-	if list, err := ephemeral.List(state); err != nil || len(list) != 0 {
+	if list, err := ephemeral.PruneAndList(context.Background(), state); err != nil || len(list) != 0 {
 		t.Errorf("List after Stop = %+v, %v", list, err)
 	}
-	if _, err := ephemeral.Load(state, inst.ID); !errors.Is(err, ephemeral.ErrNotFound) || exitcode.Of(err) != exitcode.Usage {
+	if _, err := ephemeral.Load(context.Background(), state, inst.ID); !errors.Is(err, ephemeral.ErrNotFound) || exitcode.Of(err) != exitcode.Usage {
 		t.Errorf("Load after Stop: %v (exit %d); want ErrNotFound, exit 2", err, exitcode.Of(err))
 	}
+}
+
+// TestStateDirComesFromTheGivenEnvironment: with no state directory, Start, PruneAndList and
+// Load find the default one through the environment they are given, never the process's: a
+// record made under one XDG_STATE_HOME is invisible under another.
+func TestStateDirComesFromTheGivenEnvironment(t *testing.T) {
+	requireNative(t)
+	environ, parent := env(t)
+	home, elsewhere := t.TempDir(), t.TempDir()
+	environ = append(environ, "XDG_STATE_HOME="+home)
+	ctx := context.Background()
+	inst, err := ephemeral.Start(ctx, ephemeral.Options{Provider: ephemeral.Native, Detach: true, Environ: environ})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ephemeral.Stop(context.Background(), inst) })
+	if _, err := os.Stat(filepath.Join(home, "poststack", "ephemeral", inst.ID+".json")); err != nil {
+		t.Fatalf("record not under the given XDG_STATE_HOME: %v", err)
+	}
+	list, err := ephemeral.PruneAndList(ctx, "", ephemeral.WithEnviron(environ))
+	if err != nil || len(list) != 1 || list[0].ID != inst.ID {
+		t.Fatalf("PruneAndList with the environment = %+v, %v; want the instance", list, err)
+	}
+	other := []string{"XDG_STATE_HOME=" + elsewhere}
+	if list, err := ephemeral.PruneAndList(ctx, "", ephemeral.WithEnviron(other)); err != nil || len(list) != 0 {
+		t.Errorf("PruneAndList under another XDG_STATE_HOME = %+v, %v; want nothing", list, err)
+	}
+	if _, err := ephemeral.Load(ctx, "", inst.ID, ephemeral.WithEnviron(other)); !errors.Is(err, ephemeral.ErrNotFound) {
+		t.Errorf("Load under another XDG_STATE_HOME: %v; want ErrNotFound", err)
+	}
+	loaded, err := ephemeral.Load(ctx, "", inst.ID, ephemeral.WithEnviron(environ))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ephemeral.Stop(ctx, loaded); err != nil {
+		t.Fatal(err)
+	}
+	assertDead(t, inst.PID)
+	assertEmpty(t, parent)
+	assertEmpty(t, filepath.Join(home, "poststack", "ephemeral"))
+	assertEmpty(t, elsewhere)
 }
 
 func TestListForgetsDeadServers(t *testing.T) {
@@ -192,7 +233,7 @@ func TestListForgetsDeadServers(t *testing.T) {
 	assertDead(t, inst.PID)
 	// The killed postmaster's backends notice and exit on their own; give them a moment.
 	time.Sleep(200 * time.Millisecond)
-	list, err := ephemeral.List(state)
+	list, err := ephemeral.PruneAndList(context.Background(), state)
 	if err != nil || len(list) != 0 {
 		t.Fatalf("List = %+v, %v; want the dead server forgotten", list, err)
 	}
@@ -208,18 +249,23 @@ func TestBadOptionsAreUsageErrorsAndStartNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	tests := []struct {
-		name string
-		o    ephemeral.Options
+		name      string
+		o         ephemeral.Options
+		noEnviron bool
 	}{
-		{"provider", ephemeral.Options{Provider: "vm"}},
-		{"port", ephemeral.Options{Port: 70000}},
-		{"negative port", ephemeral.Options{Port: -1}},
-		{"missing migrations", ephemeral.Options{Migrate: filepath.Join(broken, "nope")}},
-		{"broken migrations", ephemeral.Options{Provider: ephemeral.Native, Migrate: broken}},
+		{"no environment", ephemeral.Options{Provider: ephemeral.Native}, true},
+		{"provider", ephemeral.Options{Provider: "vm"}, false},
+		{"port", ephemeral.Options{Port: 70000}, false},
+		{"negative port", ephemeral.Options{Port: -1}, false},
+		{"missing migrations", ephemeral.Options{Migrate: filepath.Join(broken, "nope")}, false},
+		{"broken migrations", ephemeral.Options{Provider: ephemeral.Native, Migrate: broken}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.o.Environ, tt.o.StateDir, tt.o.Detach = environ, state, true
+			if tt.noEnviron {
+				tt.o.Environ = nil
+			}
 			inst, err := ephemeral.Start(context.Background(), tt.o)
 			if err == nil {
 				_ = ephemeral.Stop(context.Background(), inst)
@@ -259,7 +305,7 @@ func TestCancelledStartLeavesNothing(t *testing.T) {
 func TestLoadRejectsBadIDs(t *testing.T) {
 	state := t.TempDir()
 	for _, id := range []string{"", "../x", "ABC", "zz"} {
-		if _, err := ephemeral.Load(state, id); !errors.Is(err, ephemeral.ErrNotFound) || exitcode.Of(err) != exitcode.Usage {
+		if _, err := ephemeral.Load(context.Background(), state, id); !errors.Is(err, ephemeral.ErrNotFound) || exitcode.Of(err) != exitcode.Usage {
 			t.Errorf("Load(%q) = %v; want ErrNotFound, exit 2", id, err)
 		}
 	}

@@ -123,7 +123,7 @@ func TestHostileNativeRecordsLeaveStrangersAlone(t *testing.T) {
 
 	for _, f := range forged {
 		forgeRecord(t, state, f)
-		inst, err := Load(state, f.ID)
+		inst, err := Load(context.Background(), state, f.ID)
 		if err != nil {
 			t.Fatalf("Load %s: %v", f.ID, err)
 		}
@@ -140,7 +140,7 @@ func TestHostileNativeRecordsLeaveStrangersAlone(t *testing.T) {
 	for _, f := range forged {
 		forgeRecord(t, state, f)
 	}
-	list, err := List(state)
+	list, err := PruneAndList(context.Background(), state)
 	if len(list) != 0 || !errors.Is(err, ErrNotOurs) || exitcode.Of(err) != exitcode.Usage {
 		t.Errorf("List = %d instances, %v; want none and not ours, exit 2", len(list), err)
 	}
@@ -152,7 +152,7 @@ func TestHostileNativeRecordsLeaveStrangersAlone(t *testing.T) {
 	assertUntouched("list")
 
 	// The other state directory still works on its own server.
-	again, err := Load(other.stateDir, other.ID)
+	again, err := Load(context.Background(), other.stateDir, other.ID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,8 +2,6 @@ package ephemeral
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 
 	"github.com/poststack/poststack/pkg/migrate"
@@ -19,9 +17,9 @@ func startNative(ctx context.Context, inst *Instance, o Options, migs []*migrate
 	opts := []pgnative.Option{pgnative.WithGetenv(getenv)}
 	seeded := 0
 	if len(migs) > 0 {
-		key, err := migrationSetKey(migs, migrate.DefaultSchema, migrate.DefaultTable)
+		key, err := migrate.SetDigest(migs, migrate.DefaultSchema, migrate.DefaultTable)
 		if err != nil {
-			return err
+			return fmt.Errorf("ephemeral: %w", err)
 		}
 		opts = append(opts, pgnative.WithSeed(key, func(ctx context.Context, dsn string) error {
 			n, err := applyMigrations(ctx, dsn, migs)
@@ -59,27 +57,6 @@ func startNative(ctx context.Context, inst *Instance, o Options, migs []*migrate
 		logf("native PostgreSQL %s: initdb (cached for next time)", srv.Version())
 	}
 	return nil
-}
-
-// migrationSetKey names a migration set by what ends up in a migrated data directory: each
-// file's version, name and checksum, the rollback SQL the ledger stores, and where the ledger
-// lives (as pkg/pgtest names its templates).
-func migrationSetKey(migs []*migrate.Migration, schema, table string) (string, error) {
-	h := sha256.New()
-	fmt.Fprintf(h, "ephemeral migrations 1\nledger %q %q\n", schema, table)
-	for _, m := range migs {
-		fmt.Fprintf(h, "%d %q %s", m.Version, m.Name, m.Checksum)
-		if m.Down != nil {
-			text, err := m.Down.Text()
-			if err != nil {
-				return "", fmt.Errorf("ephemeral: read %s: %w", m.Down.File, err)
-			}
-			sum := sha256.Sum256([]byte(text))
-			fmt.Fprintf(h, " down %x", sum)
-		}
-		h.Write([]byte{'\n'})
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // stopNative stops a server of this process directly, and a recorded one through its

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/poststack/poststack/pkg/atomicfile"
+	"github.com/poststack/poststack/pkg/environ"
 	"github.com/poststack/poststack/pkg/exitcode"
 	"github.com/poststack/poststack/pkg/xdg"
 )
@@ -133,14 +134,47 @@ func ids(stateDir string) ([]string, error) {
 // staleCheckTimeout bounds asking an engine whether a recorded container still runs.
 const staleCheckTimeout = 20 * time.Second
 
-// List returns the detached instances recorded in stateDir ("" = DefaultStateDir of the process
-// environment), oldest first. Records whose server is gone (its postmaster or container no
-// longer runs) are dropped, together with whatever that server left; a record whose engine
-// cannot be asked is kept. A record that names a container or directory that is not the
-// instance's is dropped and nothing it names is touched: the returned error, a usage error
-// wrapping ErrNotOurs, reports it next to the instances that are listed.
-func List(stateDir string) ([]*Instance, error) {
-	dir, err := resolveStateDir(stateDir, os.Getenv)
+// StateOption configures PruneAndList and Load.
+type StateOption func(*stateConfig) error
+
+type stateConfig struct {
+	environ []string
+}
+
+// WithEnviron sets the environment that finds the default state directory (XDG_STATE_HOME,
+// HOME) and that the engine CLI asking about or removing a recorded container runs in (PATH,
+// TMPDIR); default os.Environ(), nil is the empty environment.
+func WithEnviron(env []string) StateOption {
+	return func(c *stateConfig) error {
+		c.environ = env
+		if c.environ == nil {
+			c.environ = []string{}
+		}
+		return nil
+	}
+}
+
+// stateDirOf applies opts and resolves stateDir with the environment they give.
+func stateDirOf(stateDir string, opts []StateOption) (string, *stateConfig, error) {
+	c := &stateConfig{environ: os.Environ()}
+	for _, o := range opts {
+		if err := o(c); err != nil {
+			return "", nil, err
+		}
+	}
+	dir, err := resolveStateDir(stateDir, environ.Getenv(c.environ))
+	return dir, c, err
+}
+
+// PruneAndList returns the detached instances recorded in stateDir ("" = DefaultStateDir of
+// the environment of WithEnviron), oldest first, after removing the records of servers that
+// are gone (their postmaster or container no longer runs) together with whatever those
+// servers left; a record whose engine cannot be asked is kept. A record that names a
+// container or directory that is not the instance's is removed and nothing it names is
+// touched: the returned error, a usage error wrapping ErrNotOurs, reports it next to the
+// instances that are listed.
+func PruneAndList(ctx context.Context, stateDir string, opts ...StateOption) ([]*Instance, error) {
+	dir, cfg, err := stateDirOf(stateDir, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +182,7 @@ func List(stateDir string) ([]*Instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), staleCheckTimeout)
+	ctx, cancel := context.WithTimeout(ctx, staleCheckTimeout)
 	defer cancel()
 	var out []*Instance
 	var errs []error
@@ -161,6 +195,7 @@ func List(stateDir string) ([]*Instance, error) {
 			errs = append(errs, err)
 			continue
 		}
+		inst.environ = cfg.environ
 		running, err := inst.running(ctx)
 		if errors.Is(err, ErrNotOurs) {
 			errs = append(errs, err, removeRecord(dir, id))
@@ -194,11 +229,15 @@ func (inst *Instance) running(ctx context.Context) (bool, error) {
 	return false, fmt.Errorf("ephemeral: instance %s: unknown provider %q", inst.ID, inst.Provider)
 }
 
-// Load returns the instance recorded in stateDir ("" = DefaultStateDir of the process
-// environment) under id, or under the only ID starting with id. An unknown or ambiguous id is
-// a usage error wrapping ErrNotFound.
-func Load(stateDir, id string) (*Instance, error) {
-	dir, err := resolveStateDir(stateDir, os.Getenv)
+// Load returns the instance recorded in stateDir ("" = DefaultStateDir of the environment of
+// WithEnviron) under id, or under the only ID starting with id; Stop of it runs in that
+// environment. An unknown or ambiguous id is a usage error wrapping ErrNotFound. It reads only
+// the record: ctx is for the state directory's file system, which is local today.
+func Load(ctx context.Context, stateDir, id string, opts ...StateOption) (*Instance, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	dir, cfg, err := stateDirOf(stateDir, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -227,7 +266,11 @@ func Load(stateDir, id string) (*Instance, error) {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, exitcode.With(exitcode.Usage, fmt.Errorf("ephemeral: %s: %w", id, ErrNotFound))
 		}
-		return inst, err
+		if err != nil {
+			return nil, err
+		}
+		inst.environ = cfg.environ
+		return inst, nil
 	}
 	return nil, exitcode.With(exitcode.Usage, fmt.Errorf("ephemeral: %s matches %d instances (%s): %w", id, len(match), strings.Join(match, ", "), ErrNotFound))
 }

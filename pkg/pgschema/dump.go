@@ -19,10 +19,41 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/poststack/poststack/pkg/atomicfile"
+	"github.com/poststack/poststack/pkg/environ"
 )
 
 // pgDumpGlob is where Debian and Ubuntu install each PostgreSQL major version's client tools.
 const pgDumpGlob = "/usr/lib/postgresql/*/bin/pg_dump"
+
+// DumpOption configures DumpSchema and Backup.
+type DumpOption func(*dumpConfig) error
+
+type dumpConfig struct {
+	environ []string
+}
+
+// WithEnviron sets the environment pg_dump runs in and whose PATH finds it (default
+// os.Environ()); nil is the empty environment. PGPASSWORD in it is replaced by the URL's
+// password when the URL has one.
+func WithEnviron(env []string) DumpOption {
+	return func(c *dumpConfig) error {
+		c.environ = slices.Clone(env)
+		if c.environ == nil {
+			c.environ = []string{}
+		}
+		return nil
+	}
+}
+
+func newDumpConfig(opts []DumpOption) (*dumpConfig, error) {
+	c := &dumpConfig{environ: os.Environ()}
+	for _, o := range opts {
+		if err := o(c); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
 
 // tool is a pg_dump binary and its major version.
 type tool struct {
@@ -36,9 +67,13 @@ type tool struct {
 // "\restrict KEY" / "\unrestrict KEY" lines (random keys, pg_dump 13.22/14.19/15.14/16.10/17.6
 // and later) and "SET transaction_timeout = 0;" (pg_dump 17 and later). Nothing is written
 // unless pg_dump succeeds. The password travels in PGPASSWORD, never on the command line.
-func DumpSchema(ctx context.Context, dbURL string, w io.Writer) error {
+func DumpSchema(ctx context.Context, dbURL string, w io.Writer, opts ...DumpOption) error {
+	cfg, err := newDumpConfig(opts)
+	if err != nil {
+		return err
+	}
 	var out bytes.Buffer
-	if err := pgDump(ctx, dbURL, &out, "--schema-only", "--no-owner", "--no-privileges"); err != nil {
+	if err := pgDump(ctx, cfg, dbURL, &out, "--schema-only", "--no-owner", "--no-privileges"); err != nil {
 		return fmt.Errorf("dump schema: %w", err)
 	}
 	if _, err := w.Write(filterDump(out.Bytes())); err != nil {
@@ -52,9 +87,13 @@ func DumpSchema(ctx context.Context, dbURL string, w io.Writer) error {
 // dump is complete, so a failed or interrupted backup never leaves a truncated file behind. The
 // file is private (0600): it holds the data. Restore it with
 // `pg_restore --dbname=URL --no-owner path` into an empty database.
-func Backup(ctx context.Context, dbURL string, path string) error {
-	err := atomicfile.Write(path, atomicfile.Private, func(f *os.File) error {
-		return pgDump(ctx, dbURL, io.Discard, "--format=custom", "--file="+f.Name())
+func Backup(ctx context.Context, dbURL string, path string, opts ...DumpOption) error {
+	cfg, err := newDumpConfig(opts)
+	if err != nil {
+		return err
+	}
+	err = atomicfile.Write(path, atomicfile.Private, func(f *os.File) error {
+		return pgDump(ctx, cfg, dbURL, io.Discard, "--format=custom", "--file="+f.Name())
 	})
 	if err != nil {
 		return fmt.Errorf("backup to %s: %w", path, err)
@@ -63,7 +102,7 @@ func Backup(ctx context.Context, dbURL string, path string) error {
 }
 
 // pgDump runs a pg_dump that can dump the server at dbURL with extra args, stdout to out.
-func pgDump(ctx context.Context, dbURL string, out io.Writer, args ...string) error {
+func pgDump(ctx context.Context, cfg *dumpConfig, dbURL string, out io.Writer, args ...string) error {
 	connStr, password, err := splitPassword(dbURL)
 	if err != nil {
 		return err
@@ -72,12 +111,12 @@ func pgDump(ctx context.Context, dbURL string, out io.Writer, args ...string) er
 	if err != nil {
 		return err
 	}
-	dump, err := findPgDump(ctx, server)
+	dump, err := findPgDump(ctx, server, environ.Getenv(cfg.environ)("PATH"))
 	if err != nil {
 		return err
 	}
 	cmd := exec.CommandContext(ctx, dump.path, append(args, "--dbname="+connStr)...)
-	cmd.Env = os.Environ()
+	cmd.Env = slices.Clone(cfg.environ)
 	if password != "" {
 		cmd.Env = slices.DeleteFunc(cmd.Env, func(kv string) bool { return strings.HasPrefix(kv, "PGPASSWORD=") })
 		cmd.Env = append(cmd.Env, "PGPASSWORD="+password)
@@ -119,11 +158,11 @@ func leadingInt(s string) (int, error) {
 
 var pgDumpVersion = regexp.MustCompile(`\(PostgreSQL\) (\d+)`)
 
-// findPgDump looks at the pg_dump on PATH and every one under /usr/lib/postgresql and picks one
+// findPgDump looks at the pg_dump on the search path and every one under /usr/lib/postgresql and picks one
 // whose major version is at least the server's (an older pg_dump refuses newer servers).
-func findPgDump(ctx context.Context, server int) (tool, error) {
+func findPgDump(ctx context.Context, server int, searchPath string) (tool, error) {
 	var paths []string
-	if p, err := exec.LookPath("pg_dump"); err == nil {
+	if p, err := environ.LookPath("pg_dump", searchPath); err == nil {
 		paths = append(paths, p)
 	}
 	matches, _ := filepath.Glob(pgDumpGlob) // the pattern is constant and valid

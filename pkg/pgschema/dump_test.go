@@ -80,7 +80,7 @@ func TestBackupRestoresToSameSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dump, err := findPgDump(ctx, server)
+	dump, err := findPgDump(ctx, server, os.Getenv("PATH"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,5 +197,26 @@ func TestFilterDump(t *testing.T) {
 	}
 	if got := filterDump(nil); len(got) != 0 {
 		t.Errorf("filterDump(nil) = %q", got)
+	}
+}
+
+// TestDumpSchemaRunsInTheGivenEnvironment: pg_dump gets the environment of WithEnviron, not the
+// process's. A PGSERVICE naming no service makes libpq refuse to connect, which only the given
+// environment holds; the process environment dumps fine.
+func TestDumpSchemaRunsInTheGivenEnvironment(t *testing.T) {
+	dbURL, _ := freshDB(t)
+	ctx := context.Background()
+	var out bytes.Buffer
+	if err := DumpSchema(ctx, dbURL, &out); err != nil {
+		t.Fatalf("DumpSchema with the default environment: %v", err)
+	}
+	out.Reset()
+	env := append(os.Environ(), "PGSERVICE=poststack_no_such_service")
+	err := DumpSchema(ctx, dbURL, &out, WithEnviron(env))
+	if err == nil || !strings.Contains(err.Error(), "poststack_no_such_service") {
+		t.Errorf("DumpSchema with PGSERVICE in WithEnviron: err = %v, want pg_dump's refusal naming the service", err)
+	}
+	if out.Len() != 0 {
+		t.Errorf("wrote %d bytes on failure", out.Len())
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/poststack/poststack/pkg/environ"
 	"github.com/poststack/poststack/pkg/ephemeral"
 	"github.com/poststack/poststack/pkg/migrate"
 )
@@ -40,7 +41,9 @@ type config struct {
 	schema string
 	table  string
 	getenv func(string) string
-	logf   func(format string, args ...any)
+	// environ is what a started server runs in (PATH finds initdb or the engine).
+	environ []string
+	logf    func(format string, args ...any)
 }
 
 func newConfig(opts []Option) (*config, error) {
@@ -49,6 +52,7 @@ func newConfig(opts []Option) (*config, error) {
 		schema:   migrate.DefaultSchema,
 		table:    migrate.DefaultTable,
 		getenv:   os.Getenv,
+		environ:  os.Environ(),
 	}
 	var errs []error
 	for _, opt := range opts {
@@ -167,6 +171,18 @@ func WithGetenv(getenv func(string) string) Option {
 			return errors.New("WithGetenv: nil function")
 		}
 		c.getenv = getenv
+		return nil
+	}
+}
+
+// WithEnviron sets the environment pgtest reads its variables from (as WithGetenv) and starts
+// its server in: PATH finds initdb or the container engine, DOCKER_HOST and
+// POSTSTACK_CONTAINER_RUNTIME pick the engine. Default os.Environ(); nil is the empty
+// environment.
+func WithEnviron(env []string) Option {
+	return func(c *config) error {
+		c.environ = append([]string{}, env...)
+		c.getenv = environ.Getenv(c.environ)
 		return nil
 	}
 }

@@ -96,7 +96,7 @@ func Start(ctx context.Context, opts ...Option) (*Server, error) {
 }
 
 func start(ctx context.Context, cfg *config) (*Server, error) {
-	inst, err := ephemeral.Start(ctx, ephemeral.Options{Provider: cfg.provider, Image: cfg.image, Logf: cfg.logf})
+	inst, err := ephemeral.Start(ctx, ephemeral.Options{Provider: cfg.provider, Image: cfg.image, Environ: cfg.environ, Logf: cfg.logf})
 	if err != nil {
 		return nil, fmt.Errorf("pgtest: start a %s server: %w", providerName(cfg.provider), err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -152,24 +151,14 @@ func loadMigrations(cfg *config) ([]*migrate.Migration, string, error) {
 	return migs, "", nil
 }
 
-// setHash names a migration set by what ends up in its template: each file's version, name and
-// checksum, the rollback SQL the ledger stores, and where the ledger lives.
+// setHash names a migration set's template: migrate.SetDigest, shortened to keep database
+// names within Postgres's 63 bytes.
 func setHash(migs []*migrate.Migration, schema, table string) (string, error) {
-	h := sha256.New()
-	fmt.Fprintf(h, "pgtest 1\nledger %q %q\n", schema, table)
-	for _, m := range migs {
-		fmt.Fprintf(h, "%d %q %s", m.Version, m.Name, m.Checksum)
-		if m.Down != nil {
-			text, err := m.Down.Text()
-			if err != nil {
-				return "", fmt.Errorf("pgtest: read %s: %w", m.Down.File, err)
-			}
-			sum := sha256.Sum256([]byte(text))
-			fmt.Fprintf(h, " down %x", sum)
-		}
-		h.Write([]byte{'\n'})
+	digest, err := migrate.SetDigest(migs, schema, table)
+	if err != nil {
+		return "", fmt.Errorf("pgtest: %w", err)
 	}
-	return hex.EncodeToString(h.Sum(nil))[:hashLen], nil
+	return digest[:hashLen], nil
 }
 
 // ensureTemplate makes sure the set's template exists on the server, building it under an
