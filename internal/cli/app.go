@@ -28,6 +28,7 @@ import (
 	"github.com/poststack/poststack/pkg/exitcode"
 	"github.com/poststack/poststack/pkg/ghactions"
 	"github.com/poststack/poststack/pkg/logging"
+	"github.com/poststack/poststack/pkg/safefile"
 	"github.com/poststack/poststack/pkg/secret"
 )
 
@@ -326,47 +327,11 @@ func (a *App) checkProjectPath(sets []*flag.FlagSet, name string) error {
 			break
 		}
 	}
-	if value == "" || within(a.Env.Dir, a.abs(value)) {
+	if value == "" || safefile.Contains(a.Env.Dir, a.abs(value)) {
 		return nil
 	}
 	return exitcode.Usagef("%s %q (from .env or the config file) is outside the project %s; "+
 		"give it on the command line or as %s in the environment", name, value, a.Env.Dir, EnvName(name))
-}
-
-// within reports whether path is dir or below it, lexically and once
-// symbolic links in the part that exists are resolved.
-func within(dir, path string) bool {
-	inside := func(d, p string) bool {
-		rel, err := filepath.Rel(d, p)
-		return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
-	}
-	dir, path = filepath.Clean(dir), filepath.Clean(path)
-	if !inside(dir, path) {
-		return false
-	}
-	realDir, err := filepath.EvalSymlinks(dir)
-	if err != nil {
-		return false
-	}
-	// Resolve the longest existing prefix of path: what is missing yet
-	// cannot be a link.
-	existing, rest := path, ""
-	for {
-		if _, err := os.Lstat(existing); err == nil {
-			break
-		}
-		parent := filepath.Dir(existing)
-		if parent == existing {
-			return false
-		}
-		rest = filepath.Join(filepath.Base(existing), rest)
-		existing = parent
-	}
-	realPath, err := filepath.EvalSymlinks(existing)
-	if err != nil {
-		return false
-	}
-	return inside(realDir, filepath.Join(realPath, rest))
 }
 
 // wire builds the logger, the Actions client and the progress hook.

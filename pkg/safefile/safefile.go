@@ -184,6 +184,38 @@ func Inside(root, path string) (string, error) {
 	return real, nil
 }
 
+// Contains reports whether path is root or below it, lexically and once the symbolic links of
+// the part of path that exists are resolved: for a path a setting names that need not exist yet
+// (a log directory), where Inside wants an existing file.
+func Contains(root, path string) bool {
+	root, path = filepath.Clean(absOrSelf(root)), filepath.Clean(absOrSelf(path))
+	if !within(root, path) {
+		return false
+	}
+	realRoot, err := realPath(root)
+	if err != nil {
+		return false
+	}
+	// What is missing yet cannot be a link: resolve the longest existing prefix.
+	existing, rest := path, ""
+	for {
+		if _, err := os.Lstat(existing); err == nil {
+			break
+		}
+		parent := filepath.Dir(existing)
+		if parent == existing {
+			return false
+		}
+		rest = filepath.Join(filepath.Base(existing), rest)
+		existing = parent
+	}
+	real, err := realPath(existing)
+	if err != nil {
+		return false
+	}
+	return within(realRoot, filepath.Join(real, rest))
+}
+
 func realPath(p string) (string, error) {
 	abs, err := filepath.Abs(p)
 	if err != nil {

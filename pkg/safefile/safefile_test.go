@@ -218,3 +218,32 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+func TestContains(t *testing.T) {
+	root := t.TempDir()
+	outside := t.TempDir()
+	if err := os.Mkdir(filepath.Join(root, "logs"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(root, "out")); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		path string
+		want bool
+	}{
+		{root, true},
+		{filepath.Join(root, "logs"), true},
+		{filepath.Join(root, "not", "yet", "there"), true},
+		{filepath.Join(root, "..", filepath.Base(outside)), false},
+		{outside, false},
+		{filepath.Join(root, "out"), false},
+		{filepath.Join(root, "out", "new", "dir"), false},
+		{"/etc", false},
+	}
+	for _, tt := range tests {
+		if got := Contains(root, tt.path); got != tt.want {
+			t.Errorf("Contains(%s, %s) = %v, want %v", root, tt.path, got, tt.want)
+		}
+	}
+}
