@@ -10,24 +10,6 @@ import (
 	"github.com/poststack/poststack/pkg/testenv"
 )
 
-// umasked is the mode a file created 0666 gets in dir under the current
-// umask: what a public output must have, whatever the file it replaces had.
-func umasked(t *testing.T, dir string) os.FileMode {
-	t.Helper()
-	probe := filepath.Join(dir, ".umask-probe")
-	f, err := os.OpenFile(probe, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := f.Stat()
-	f.Close()
-	os.Remove(probe)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st.Mode().Perm()
-}
-
 func regularMode(t *testing.T, path string) os.FileMode {
 	t.Helper()
 	st, err := os.Lstat(path)
@@ -78,7 +60,7 @@ func TestAttackBackupModes(t *testing.T) {
 	if r := runIn(t, dir, env, "dump-schema", "-o", "schema.sql"); r.code != 0 {
 		t.Fatalf("dump-schema: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	if got, want := regularMode(t, schema), umasked(t, dir); got != want {
+	if got, want := regularMode(t, schema), testenv.UmaskedMode(t, dir); got != want {
 		t.Errorf("dump-schema over a 0600 file has mode %04o, want 0666 masked by the umask, %04o", got, want)
 	}
 

@@ -6,25 +6,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-// umasked is the mode a file created 0666 gets in dir under the current
-// umask: what a public output must have, whatever the file it replaces had.
-func umasked(t *testing.T, dir string) os.FileMode {
-	t.Helper()
-	probe := filepath.Join(dir, ".umask-probe")
-	f, err := os.OpenFile(probe, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := f.Stat()
-	f.Close()
-	os.Remove(probe)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st.Mode().Perm()
-}
+	"github.com/poststack/poststack/pkg/testenv"
+)
 
 func modeOf(t *testing.T, path string) os.FileMode {
 	t.Helper()
@@ -77,7 +61,7 @@ environments:
 	if r := runIn(t, dir, []string{"X=1"}, "x=$X\n", "-o", "plain.txt"); r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
-	if got, want := modeOf(t, publicOut), umasked(t, dir); got != want {
+	if got, want := modeOf(t, publicOut), testenv.UmaskedMode(t, dir); got != want {
 		t.Errorf("output without secrets over a 0600 file has mode %04o, want 0666 masked by the umask, %04o", got, want)
 	}
 }
