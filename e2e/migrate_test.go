@@ -150,7 +150,9 @@ func TestMigrateConcurrentUp(t *testing.T) {
 func TestMigrateSurvivesSIGKILL(t *testing.T) {
 	bin := binary(t, "ps-migrate")
 	dbURL := testenv.Database(t)
-	const n = 400
+	// Enough work that 20 runs killed after at most 270 ms each cannot finish it: at about 7 ms
+	// a migration, 400 was just enough, and a fast machine ran out before the 20th kill.
+	const n = 1000
 	dir := writeMigrations(t, n, 20, 5*time.Millisecond)
 	ctx := testContext(t, 10*time.Minute)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 2))
