@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/poststack/poststack/pkg/testenv"
+	"github.com/poststack/poststack/internal/testenv"
 )
 
 // TestActionUnderAct runs .github/workflows/action-local.yml with nektos/act on this host: the

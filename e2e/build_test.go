@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/poststack/poststack/pkg/testenv"
+	"github.com/poststack/poststack/internal/testenv"
 )
 
 // buildResult is ps-build --json's output, the fields the tests read.

@@ -11,7 +11,7 @@ import (
 	"github.com/testcontainers/testcontainers-go"
 	"github.com/testcontainers/testcontainers-go/wait"
 
-	"github.com/poststack/poststack/pkg/testenv"
+	"github.com/poststack/poststack/internal/testenv"
 )
 
 func TestSubstDockerSocket(t *testing.T) {

@@ -1,6 +1,6 @@
 // Package e2e runs the built binaries against real engines: podman (kube play, image builds)
 // and the docker daemon (through testcontainers-go). The machine is prepared by
-// scripts/setup.sh; without it these tests skip, or fail under CI (see pkg/testenv).
+// scripts/setup.sh; without it these tests skip, or fail under CI (see internal/testenv).
 package e2e
 
 import (

@@ -22,9 +22,9 @@ import (
 	"github.com/testcontainers/testcontainers-go"
 	tcpostgres "github.com/testcontainers/testcontainers-go/modules/postgres"
 
+	"github.com/poststack/poststack/internal/testenv"
 	"github.com/poststack/poststack/pkg/ephemeral"
 	"github.com/poststack/poststack/pkg/secret"
-	"github.com/poststack/poststack/pkg/testenv"
 )
 
 // ephemeralEnv isolates `ps-env ephemeral` runs: records in their own state directory, native

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/poststack/poststack/pkg/testenv"
+	"github.com/poststack/poststack/internal/testenv"
 )
 
 // TestHostileBuildLeavesLocalSecretsOut builds, on both engines, a project whose

@@ -13,10 +13,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/poststack/poststack/internal/testenv"
 	"github.com/poststack/poststack/pkg/engine"
 	"github.com/poststack/poststack/pkg/exitcode"
 	"github.com/poststack/poststack/pkg/pgenv"
-	"github.com/poststack/poststack/pkg/testenv"
 )
 
 // hcEngine is one real engine as these tests drive it: its CLI, the DOCKER_HOST that points

@@ -17,7 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/poststack/poststack/pkg/testenv"
+	"github.com/poststack/poststack/internal/testenv"
 )
 
 // The hostile-repository test: a checkout crafted to make poststack destroy data, write outside

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/poststack/poststack/pkg/testenv"
+	"github.com/poststack/poststack/internal/testenv"
 )
 
 // TestDockerfile builds the release image with podman on the local base image and runs the

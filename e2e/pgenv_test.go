@@ -15,11 +15,11 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/poststack/poststack/internal/testenv"
 	"github.com/poststack/poststack/pkg/engine"
 	"github.com/poststack/poststack/pkg/exitcode"
 	"github.com/poststack/poststack/pkg/pgenv"
 	"github.com/poststack/poststack/pkg/secret"
-	"github.com/poststack/poststack/pkg/testenv"
 )
 
 // pgenvEngine returns the engine, with the built-in postgres image built on it. The docker CLI

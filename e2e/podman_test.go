@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/poststack/poststack/pkg/testenv"
+	"github.com/poststack/poststack/internal/testenv"
 )
 
 // echoArg pulls the message out of the example pod's `exec echo "…"` argument.

@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/poststack/poststack/internal/cli"
-	"github.com/poststack/poststack/pkg/testenv"
+	"github.com/poststack/poststack/internal/testenv"
 )
 
 func runIn(t *testing.T, dir string, environ []string, args ...string) (code int, stdout, stderr string) {

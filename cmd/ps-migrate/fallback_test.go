@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/poststack/poststack/pkg/testenv"
+	"github.com/poststack/poststack/internal/testenv"
 )
 
 // appliedVersions lists the ledger's versions, oldest first.

@@ -13,8 +13,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/poststack/poststack/internal/cli"
+	"github.com/poststack/poststack/internal/testenv"
 	"github.com/poststack/poststack/pkg/migrate"
-	"github.com/poststack/poststack/pkg/testenv"
 )
 
 type result struct {

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/poststack/poststack/pkg/testenv"
+	"github.com/poststack/poststack/internal/testenv"
 )
 
 func regularMode(t *testing.T, path string) os.FileMode {

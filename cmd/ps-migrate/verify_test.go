@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/poststack/poststack/pkg/testenv"
+	"github.com/poststack/poststack/internal/testenv"
 )
 
 // TestVerifyListsEveryDrift changes one applied file's content and renames

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/poststack/poststack/internal/testenv"
 	"github.com/poststack/poststack/pkg/engine"
 	"github.com/poststack/poststack/pkg/exitcode"
-	"github.com/poststack/poststack/pkg/testenv"
 )
 
 // TestHostileDockerfileIsRefused plants, as containers/app/Dockerfile, what

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/poststack/poststack/pkg/testenv"
+	"github.com/poststack/poststack/internal/testenv"
 )
 
 // forEachEngine runs fn as a subtest per real engine; each gets an Engine or is skipped (failed

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/poststack/poststack/internal/testenv"
 	"github.com/poststack/poststack/pkg/engine"
 	"github.com/poststack/poststack/pkg/ephemeral"
-	"github.com/poststack/poststack/pkg/testenv"
 )
 
 // containerEngine returns the engine with the default image, skipping when the image has not

@@ -13,9 +13,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/poststack/poststack/internal/testenv"
 	"github.com/poststack/poststack/pkg/ephemeral"
 	"github.com/poststack/poststack/pkg/exitcode"
-	"github.com/poststack/poststack/pkg/testenv"
 )
 
 func requireNative(t *testing.T) {

@@ -13,9 +13,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/poststack/poststack/internal/testenv"
 	"github.com/poststack/poststack/pkg/exitcode"
 	"github.com/poststack/poststack/pkg/pgnative"
-	"github.com/poststack/poststack/pkg/testenv"
 )
 
 // forgeRecord writes a record as a repository could ship it in a state directory.

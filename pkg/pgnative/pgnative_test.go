@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/poststack/poststack/internal/testenv"
 	"github.com/poststack/poststack/pkg/pgnative"
-	"github.com/poststack/poststack/pkg/testenv"
 )
 
 // sharedCache is one data-directory cache for the whole test binary, so that only the first

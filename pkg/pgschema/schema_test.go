@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/poststack/poststack/pkg/testenv"
+	"github.com/poststack/poststack/internal/testenv"
 )
 
 var dbCounter atomic.Int64

@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/poststack/poststack/internal/testenv"
 	"github.com/poststack/poststack/pkg/ephemeral"
 	"github.com/poststack/poststack/pkg/pgtest"
-	"github.com/poststack/poststack/pkg/testenv"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Run(m)) }

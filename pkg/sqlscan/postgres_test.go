@@ -10,7 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/poststack/poststack/pkg/testenv"
+	"github.com/poststack/poststack/internal/testenv"
 )
 
 // freshDB creates a uniquely named database for t and returns a connection to it.
