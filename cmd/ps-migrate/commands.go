@@ -268,37 +268,13 @@ func (t *tool) migrator(ctx context.Context) (*migrate.Migrator, *pgx.Conn, erro
 		migrate.WithLockTimeout(t.lockTimeout),
 		migrate.WithStatementLockTimeout(t.sqlLockTimout),
 		migrate.WithAllowDrift(t.allowDrift),
-		migrate.WithProgress(t.progress),
+		migrate.WithProgress(t.app.Report),
 	)
 	if err != nil {
 		conn.Close(context.WithoutCancel(ctx))
 		return nil, nil, exitcode.With(exitcode.Usage, err)
 	}
 	return m, conn, nil
-}
-
-// progress renders engine events for people: the progress hook, plus a
-// log line for each.
-func (t *tool) progress(e migrate.Event) {
-	label := fmt.Sprintf("%s %s", e.Direction, label(e.Version, e.Name, e.Migration))
-	p, log := t.app.Progress, t.app.Logger
-	switch e.Kind {
-	case migrate.EventLockWait:
-		p.Step("waiting for another run's migration lock")
-	case migrate.EventLockAcquired:
-		log.Debug("migration lock acquired", "waited", e.Duration)
-	case migrate.EventStart:
-		p.Start(label)
-	case migrate.EventDone:
-		p.Done(label, nil)
-		log.Debug("migration done", "direction", e.Direction, "version", e.Version, "name", e.Name, "duration", e.Duration)
-	case migrate.EventFailed:
-		p.Done(label, errors.New("failed"))
-	case migrate.EventMissingFile:
-		log.Warn("applied migration has no file any more", "version", e.Version, "name", e.Name)
-	case migrate.EventDriftAllowed:
-		log.Warn("applied migration file changed; going on (--allow-drift)", "version", e.Version, "name", e.Name)
-	}
 }
 
 // report renders results (text or JSON), the step summary under Actions,
@@ -876,7 +852,7 @@ func (t *tool) verifyRollback(ctx context.Context, scratchURL string) (err error
 	defer scratch.Close(context.WithoutCancel(ctx))
 	problems, err := migrate.VerifyRollback(ctx, scratch, migs,
 		migrate.WithSchema(t.schema), migrate.WithTable(t.table),
-		migrate.WithStatementLockTimeout(t.sqlLockTimout), migrate.WithProgress(t.progress))
+		migrate.WithStatementLockTimeout(t.sqlLockTimout), migrate.WithProgress(t.app.Report))
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package logging
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -15,6 +16,19 @@ type Progress interface {
 	Start(name string)
 	Step(msg string)
 	Done(name string, err error)
+}
+
+// ErrFailed, passed to Done, shows that a step failed without saying why:
+// the caller reports the error itself, once, with its details.
+var ErrFailed = errors.New("failed")
+
+// outcome is how a renderer ends a failed step's line: ": failed" or
+// ": failed: why".
+func outcome(err error) string {
+	if errors.Is(err, ErrFailed) {
+		return "failed"
+	}
+	return fmt.Sprintf("failed: %v", err)
 }
 
 // NopProgress discards everything; use it for --quiet and in tests.
@@ -47,7 +61,7 @@ func (p *PlainProgress) Step(msg string) { p.line("  %s", msg) }
 // Done implements Progress.
 func (p *PlainProgress) Done(name string, err error) {
 	if err != nil {
-		p.line("%s: failed: %v", name, err)
+		p.line("%s: %s", name, outcome(err))
 		return
 	}
 	p.line("%s: done", name)
@@ -93,6 +107,10 @@ func (p *TTYProgress) Done(name string, err error) {
 	defer p.mu.Unlock()
 	p.current = ""
 	if err != nil {
+		if errors.Is(err, ErrFailed) {
+			fmt.Fprintf(p.w, "%s✗ %s\n", clearLine, name)
+			return
+		}
 		fmt.Fprintf(p.w, "%s✗ %s: %v\n", clearLine, name, err)
 		return
 	}
@@ -146,7 +164,7 @@ func (p *GroupProgress) Done(name string, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err != nil {
-		fmt.Fprintf(p.w, "%s: failed: %v\n", name, err)
+		fmt.Fprintf(p.w, "%s: %s\n", name, outcome(err))
 	}
 	if p.depth > 0 {
 		p.depth--
@@ -170,7 +188,7 @@ type maskedProgress struct {
 func (m maskedProgress) Start(name string) { m.p.Start(m.mask(name)) }
 func (m maskedProgress) Step(msg string)   { m.p.Step(m.mask(msg)) }
 func (m maskedProgress) Done(name string, err error) {
-	if err != nil {
+	if err != nil && !errors.Is(err, ErrFailed) {
 		err = maskedError{msg: m.mask(err.Error()), err: err}
 	}
 	m.p.Done(m.mask(name), err)

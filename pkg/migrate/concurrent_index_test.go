@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/poststack/poststack/pkg/progress"
 )
 
 // TestConcurrentIndexWhileAnotherRunnerWaits runs a no-transaction CREATE
@@ -27,13 +29,15 @@ func TestConcurrentIndexWhileAnotherRunnerWaits(t *testing.T) {
 	}
 
 	started := make(chan struct{})
-	first := newMigrator(t, connect(t, dbURL), migs, WithProgress(func(e Event) {
+	first := newMigrator(t, connect(t, dbURL), migs, WithProgress(func(pe progress.Event) {
+		e := pe.Data.(Event)
 		if e.Kind == EventStart && e.Version == 2 {
 			close(started)
 		}
 	}))
 	var waited atomic.Bool
-	second := newMigrator(t, connect(t, dbURL), migs, WithProgress(func(e Event) {
+	second := newMigrator(t, connect(t, dbURL), migs, WithProgress(func(pe progress.Event) {
+		e := pe.Data.(Event)
 		if e.Kind == EventLockWait {
 			waited.Store(true)
 		}

@@ -29,13 +29,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/user"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/poststack/poststack/pkg/exitcode"
+	"github.com/poststack/poststack/pkg/progress"
 )
 
 // Direction tells whether a result applied or rolled back a migration.
@@ -179,10 +183,48 @@ func defaultAppliedBy() string {
 	return name
 }
 
+// emit sends e to the progress hook in the common shape, e itself as its Data.
 func (m *Migrator) emit(e Event) {
 	if m.cfg.progress != nil {
-		m.cfg.progress(e)
+		m.cfg.progress(e.Progress())
 	}
+}
+
+// Label names the event's migration as its file does ("0007_add_index"), or as
+// version_name when the file is gone; "" for lock events.
+func (e Event) Label() string {
+	switch {
+	case e.Migration != nil:
+		return strings.TrimSuffix(filepath.Base(e.Migration.Up.File), ".sql")
+	case e.Version != 0 || e.Name != "":
+		return fmt.Sprintf("%d_%s", e.Version, e.Name)
+	}
+	return ""
+}
+
+// Progress is e in the common shape of pkg/progress.
+func (e Event) Progress() progress.Event {
+	p := progress.Event{Op: "migrate", Elapsed: e.Duration, Err: e.Err, Data: e}
+	if e.Version != 0 {
+		p.Attrs = []slog.Attr{slog.Int64("version", e.Version), slog.String("name", e.Name)}
+	}
+	switch e.Kind {
+	case EventLockWait:
+		p.Kind, p.Message = progress.Wait, "waiting for another run's migration lock"
+	case EventLockAcquired:
+		p.Kind, p.Message = progress.Info, "migration lock acquired"
+	case EventStart:
+		p.Kind, p.Step = progress.Start, string(e.Direction)+" "+e.Label()
+	case EventDone:
+		p.Kind, p.Step = progress.Done, string(e.Direction)+" "+e.Label()
+	case EventFailed:
+		p.Kind, p.Step = progress.Failed, string(e.Direction)+" "+e.Label()
+	case EventMissingFile:
+		p.Kind, p.Step, p.Message = progress.Warn, e.Label(), "applied migration has no file any more"
+	case EventDriftAllowed:
+		p.Kind, p.Step, p.Message = progress.Warn, e.Label(), "applied migration file changed; going on (drift allowed)"
+	}
+	return p
 }
 
 // emitResult reports a migration or rollback starting or ending; an EventDone with an error

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/poststack/poststack/pkg/exitcode"
+	"github.com/poststack/poststack/pkg/progress"
 )
 
 var threeMigrations = map[string]string{
@@ -36,7 +37,8 @@ func TestUpDownStatusVerify(t *testing.T) {
 	ctx := context.Background()
 	conn := connect(t, freshDB(t))
 	var events []string
-	m := newMigrator(t, conn, load(t, threeMigrations), WithAppliedBy("tester@ci"), WithProgress(func(e Event) {
+	m := newMigrator(t, conn, load(t, threeMigrations), WithAppliedBy("tester@ci"), WithProgress(func(pe progress.Event) {
+		e := pe.Data.(Event)
 		events = append(events, fmt.Sprintf("%s %s %d", e.Kind, e.Direction, e.Version))
 	}))
 
@@ -307,7 +309,8 @@ func TestDrift(t *testing.T) {
 		t.Errorf("Status = %+v", st)
 	}
 	var allowed []int64
-	m = newMigrator(t, conn, migs, WithAllowDrift(true), WithProgress(func(e Event) {
+	m = newMigrator(t, conn, migs, WithAllowDrift(true), WithProgress(func(pe progress.Event) {
+		e := pe.Data.(Event)
 		if e.Kind == EventDriftAllowed {
 			allowed = append(allowed, e.Version)
 		}
@@ -332,7 +335,8 @@ func TestMissingFileAndLedgerRollback(t *testing.T) {
 		}
 	}
 	var missing []int64
-	m := newMigrator(t, conn, load(t, two), WithProgress(func(e Event) {
+	m := newMigrator(t, conn, load(t, two), WithProgress(func(pe progress.Event) {
+		e := pe.Data.(Event)
 		if e.Kind == EventMissingFile {
 			missing = append(missing, e.Version)
 		}
@@ -462,7 +466,8 @@ func TestLockTimeout(t *testing.T) {
 	dbURL := freshDB(t)
 	conn := connect(t, dbURL)
 	var waits int
-	m := newMigrator(t, conn, load(t, threeMigrations), WithLockTimeout(300*time.Millisecond), WithProgress(func(e Event) {
+	m := newMigrator(t, conn, load(t, threeMigrations), WithLockTimeout(300*time.Millisecond), WithProgress(func(pe progress.Event) {
+		e := pe.Data.(Event)
 		if e.Kind == EventLockWait {
 			waits++
 		}

@@ -3,6 +3,7 @@ package migrate
 import (
 	"errors"
 	"fmt"
+	"github.com/poststack/poststack/pkg/progress"
 	"strings"
 	"time"
 )
@@ -31,7 +32,7 @@ type config struct {
 	allowDrift      bool
 	allowOutOfOrder bool
 	appliedBy       string
-	progress        func(Event)
+	progress        progress.Func
 	now             func() time.Time
 }
 
@@ -102,9 +103,9 @@ func WithAppliedBy(who string) Option {
 	}
 }
 
-// WithProgress sets a hook that receives progress events. It runs on the caller's goroutine
-// and should return quickly.
-func WithProgress(fn func(Event)) Option {
+// WithProgress sets a hook that receives progress events: a progress.Event whose Data is
+// the migrate.Event. It runs on the caller's goroutine and should return quickly.
+func WithProgress(fn progress.Func) Option {
 	return func(c *config) error { c.progress = fn; return nil }
 }
 
