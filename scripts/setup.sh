@@ -12,6 +12,7 @@
 #   docker     dockerd on /var/run/docker.sock and the base image in docker
 #   image      the base image in podman (and in docker when dockerd is up)
 #   act        nektos/act (built with go install) for the GitHub Action's tests
+#   compose    docker compose v2, built from the Go module proxy, as a docker CLI plugin
 #   env        print the environment variables the tests use
 #
 # Knobs (environment): POSTSTACK_CACHE_DIR (default /var/cache/poststack),
@@ -295,6 +296,35 @@ step_act() {
 	log "act $ACT_VERSION ready"
 }
 
+# docker compose v2 is not packaged by Debian 12 (only v1, which lacks ${V:+a}). Its module
+# cannot be go-installed (its go.mod has exclude directives), but builds as the main module
+# from a copy of its source; the binary is cached and installed as a CLI plugin, which both
+# `docker compose` and, through DOCKER_HOST, podman's API socket use.
+COMPOSE_VERSION=${POSTSTACK_COMPOSE_VERSION:-v2.40.3}
+COMPOSE_PLUGIN=/usr/local/lib/docker/cli-plugins/docker-compose
+step_compose() {
+	local bin=$CACHE_DIR/compose-$COMPOSE_VERSION/docker-compose
+	if [[ ! -x $bin ]]; then
+		command -v go >/dev/null || die "Go is needed to build docker compose"
+		log "building docker compose $COMPOSE_VERSION from the Go module proxy (a few minutes)"
+		local src work
+		src=$(go mod download -json "github.com/docker/compose/v2@$COMPOSE_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+		[[ -d $src ]] || die "go mod download github.com/docker/compose/v2@$COMPOSE_VERSION failed"
+		work=$(mktemp -d)
+		cp -r "$src"/. "$work"
+		chmod -R u+w "$work"
+		mkdir -p "$(dirname "$bin")"
+		(cd "$work" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w -X github.com/docker/compose/v2/internal.Version=$COMPOSE_VERSION" -o "$bin.tmp" ./cmd) ||
+			die "building docker compose $COMPOSE_VERSION failed (see above)"
+		mv "$bin.tmp" "$bin"
+		rm -rf "$work"
+	fi
+	mkdir -p "$(dirname "$COMPOSE_PLUGIN")"
+	ln -sf "$bin" "$COMPOSE_PLUGIN"
+	"$COMPOSE_PLUGIN" version >/dev/null || die "docker compose does not run"
+	log "docker compose $COMPOSE_VERSION ready ($COMPOSE_PLUGIN)"
+}
+
 run_step() {
 	local start=$SECONDS
 	case $1 in
@@ -307,8 +337,10 @@ run_step() {
 		step_image_podman
 		step_image_docker
 		step_act
+		step_compose
 		;;
 	act) step_act ;;
+	compose) step_compose ;;
 	podman)
 		step_podman_packages
 		step_containers_conf
