@@ -2,16 +2,13 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 
@@ -20,7 +17,7 @@ import (
 	"github.com/poststack/poststack/pkg/config"
 	"github.com/poststack/poststack/pkg/engine"
 	"github.com/poststack/poststack/pkg/exitcode"
-	"github.com/poststack/poststack/pkg/logging"
+	"github.com/poststack/poststack/pkg/secret"
 	"github.com/poststack/poststack/pkg/xdg"
 )
 
@@ -117,6 +114,10 @@ func (t *tool) exec(ctx context.Context, args []string) error {
 			return exitcode.Usagef("--build-arg %q: want KEY=VALUE", kv)
 		}
 		buildArgs[k] = v
+		// A RUN step may print the password of a URL it was given, decoded.
+		for _, pw := range secret.DSNPasswords(v) {
+			app.AddSecret(pw)
+		}
 	}
 	for _, tag := range t.tags {
 		if !validTag(tag) {
@@ -161,11 +162,13 @@ func (t *tool) exec(ctx context.Context, args []string) error {
 	for i, im := range plan.Images {
 		names[i] = im.Name
 	}
-	events, closeEvents := t.progress(names)
+	events, closeEvents := app.Board(names)
 	app.Logger.Debug("build plan", "engine", eng.Name(), "images", strings.Join(names, " "), "jobs", t.jobs)
 	res, runErr := build.Run(ctx, eng, plan, build.Options{
 		Jobs: t.jobs, NoCache: t.noCache, Pull: t.pull, Tags: t.tags,
-		LogDir: logDir, SkipLogDir: skipDir, StateDir: stateDir, OnEvent: events,
+		LogDir: logDir, SkipLogDir: skipDir, StateDir: stateDir, Progress: events,
+		// The logs are files outside the secret store: no password in them.
+		Mask: app.Secrets.Mask,
 	})
 	closeEvents()
 	if res == nil {
@@ -177,9 +180,15 @@ func (t *tool) exec(ctx context.Context, args []string) error {
 		}
 	}
 	if g.JSON {
-		enc := json.NewEncoder(app.Env.Stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(res); err != nil {
+		// JSON reaches terminals and CI logs as text does: masked as printTail masks.
+		for i := range res.Images {
+			ir := &res.Images[i]
+			ir.Error = app.Secrets.Mask(ir.Error)
+			for j, l := range ir.LogTail {
+				ir.LogTail[j] = app.Secrets.Mask(l)
+			}
+		}
+		if err := cli.WriteJSON(app.Env.Stdout, res); err != nil {
 			return err
 		}
 	} else if !g.Quiet || runErr != nil {
@@ -207,49 +216,6 @@ func (t *tool) projectName() (string, error) {
 	return strings.ToLower(dirName), nil
 }
 
-// progress picks how image starts and ends are shown: a live board on a
-// terminal, a ::group:: per image holding its log under GitHub Actions,
-// plain lines elsewhere, nothing with --quiet or --json on a pipe.
-func (t *tool) progress(names []string) (func(build.Event), func()) {
-	app := t.app
-	w := app.Env.Stderr
-	switch {
-	case app.Globals.Quiet:
-		return nil, func() {}
-	case app.Actions.Enabled():
-		return func(e build.Event) {
-			if e.State == build.Building {
-				return
-			}
-			app.Actions.Group(fmt.Sprintf("%s: %s in %s", e.Image.Name, e.State, e.Elapsed.Round(100*time.Millisecond)))
-			if e.Log != "" {
-				if data, err := os.ReadFile(e.Log); err == nil {
-					w.Write([]byte(app.Secrets.Mask(string(data))))
-				}
-			}
-			app.Actions.EndGroup()
-		}, func() {}
-	case logging.IsTerminal(w):
-		board := logging.NewBoard(w, names, nil)
-		return func(e build.Event) {
-			if e.State == build.Building {
-				board.Start(e.Image.Name, string(e.State))
-			} else {
-				board.End(e.Image.Name, string(e.State))
-			}
-		}, board.Close
-	default:
-		return func(e build.Event) {
-			switch e.State {
-			case build.Building:
-				fmt.Fprintf(w, "%s: building (%s)\n", e.Image.Name, e.Image.Source)
-			default:
-				fmt.Fprintf(w, "%s: %s in %.1fs\n", e.Image.Name, e.State, e.Elapsed.Seconds())
-			}
-		}, func() {}
-	}
-}
-
 func (t *tool) printTail(ir build.ImageResult) {
 	w := t.app.Env.Stderr
 	if ir.Log != "" {
@@ -275,7 +241,7 @@ func (t *tool) printSummary(res *build.Result) {
 	for _, ir := range res.Images {
 		el := "-"
 		if ir.Started != nil {
-			el = fmt.Sprintf("%.1fs", ir.Seconds)
+			el = fmt.Sprintf("%.1fs", float64(ir.DurationMS)/1000)
 		}
 		log := "-"
 		if ir.Log != "" {
@@ -284,7 +250,7 @@ func (t *tool) printSummary(res *build.Result) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", ir.Name, ir.Ref, ir.State, el, log)
 	}
 	tw.Flush()
-	fmt.Fprintf(t.app.Env.Stdout, "%d images with %s in %.1fs (-j %d)\n", len(res.Images), res.Engine, res.Seconds, res.Jobs)
+	fmt.Fprintf(t.app.Env.Stdout, "%d images with %s in %.1fs (-j %d)\n", len(res.Images), res.Engine, float64(res.DurationMS)/1000, res.Jobs)
 }
 
 // plannedImage is one image of --dry-run's output.
@@ -308,13 +274,19 @@ func (t *tool) printPlan(plan *build.Plan) error {
 		if deps == nil {
 			deps = []string{}
 		}
-		out[i] = plannedImage{Name: im.Name, Ref: im.Ref, Source: im.Source, DependsOn: deps, Context: ctx, BuildArgs: im.BuildArgs}
+		// A build argument can carry a database URL: the plan shows it masked.
+		var args map[string]string
+		for k, v := range im.BuildArgs {
+			if args == nil {
+				args = map[string]string{}
+			}
+			args[k] = t.app.Secrets.Mask(v)
+		}
+		out[i] = plannedImage{Name: im.Name, Ref: im.Ref, Source: im.Source, DependsOn: deps, Context: ctx, BuildArgs: args}
 	}
 	w := t.app.Env.Stdout
 	if t.app.Globals.JSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(struct {
+		return cli.WriteJSON(w, struct {
 			Project string         `json:"project"`
 			Images  []plannedImage `json:"images"`
 		}{plan.Project, out})

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -105,7 +104,7 @@ it had started and exits 130.`,
 			}
 			o.StateDir, o.Detach, o.Environ = dir, true, t.app.Env.Environ
 			o.Engine = t.app.Globals.ContainerRuntime
-			o.Logf = func(format string, args ...any) { t.app.Logger.Info(fmt.Sprintf(format, args...)) }
+			o.Progress = t.app.Report
 			inst, err := ephemeral.Start(ctx, o)
 			if err != nil {
 				return err
@@ -136,7 +135,7 @@ func (t *ephemeralTool) announce(ctx context.Context, inst *ephemeral.Instance) 
 		return err
 	}
 	if t.app.Globals.JSON {
-		return writeJSON(t.app.Env.Stdout, inst)
+		return cli.WriteJSON(t.app.Env.Stdout, inst)
 	}
 	_, err = fmt.Fprintln(t.app.Env.Stdout, inst.URL)
 	return err
@@ -164,7 +163,7 @@ func (t *ephemeralTool) listCommand() *ffcli.Command {
 			// record naming a container of someone else's): those come after, on stderr.
 			insts, listErr := ephemeral.PruneAndList(ctx, dir, ephemeral.WithEnviron(t.app.Env.Environ))
 			if t.app.Globals.JSON {
-				err = writeJSON(t.app.Env.Stdout, listed(insts, showSecrets))
+				err = cli.WriteJSON(t.app.Env.Stdout, listed(insts, showSecrets))
 			} else {
 				err = renderList(t.app.Env.Stdout, insts, showSecrets)
 			}
@@ -259,17 +258,13 @@ left alone"), dropped, and exit 2.`,
 				}
 			}
 			if t.app.Globals.JSON {
-				if err := writeJSON(t.app.Env.Stdout, map[string]any{"stopped": stopped}); err != nil {
+				if err := cli.WriteJSON(t.app.Env.Stdout, struct {
+					Stopped []string `json:"stopped"`
+				}{stopped}); err != nil {
 					errs = append(errs, err)
 				}
 			}
 			return errors.Join(errs...)
 		},
 	}, "ps-env ephemeral down 3f9a1c", "ps-env ephemeral down --all")
-}
-
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }

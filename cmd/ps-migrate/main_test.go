@@ -79,8 +79,12 @@ func TestUpStatusDown(t *testing.T) {
 		t.Fatalf("second up (alias migrate): exit %d %q %s", r.code, r.stdout, r.stderr)
 	}
 	r = runIn(t, dir, env, "status", "--json", "--exit-code")
-	var states []migrate.State
-	if err := json.Unmarshal([]byte(r.stdout), &states); err != nil || r.code != 0 || len(states) != 2 || states[1].Status != migrate.StatusApplied {
+	var states []struct {
+		Status     migrate.Status `json:"status"`
+		DurationMS *int64         `json:"duration_ms"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &states); err != nil || r.code != 0 || len(states) != 2 ||
+		states[1].Status != migrate.StatusApplied || states[1].DurationMS == nil {
 		t.Fatalf("status --json: exit %d %v\n%s", r.code, err, r.stdout)
 	}
 	r = runIn(t, dir, env, "rollback", "--steps", "1")

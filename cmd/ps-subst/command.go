@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"strings"
 	"text/tabwriter"
 
@@ -112,11 +110,10 @@ func (s *settings) exec(ctx context.Context, app *cli.App, args []string) error 
 	if s.output != "" && (s.list || s.check) {
 		return exitcode.Usagef("--output does not go with --list or --check, which print a report")
 	}
-	inputs, err := s.inputs(app, args)
+	inputs, err := s.inputs(ctx, app, args)
 	if err != nil {
 		return err
 	}
-	inputs = interruptible(ctx, inputs)
 	if s.list {
 		return s.runList(app, inputs)
 	}
@@ -128,7 +125,9 @@ func (s *settings) exec(ctx context.Context, app *cli.App, args []string) error 
 		return s.runCheck(app, inputs, vars)
 	}
 	opt := render.Options{YAML: s.yaml, AllowUndefined: s.allowUndefined}
-	if !s.yaml {
+	if !s.yaml && anyYAMLName(inputs) {
+		// Only then can the warning fire: being told of every value,
+		// with its position, costs a third of the time of a render.
 		opt.Inserted = s.warnYAMLInjection(app)
 	}
 	if s.output != "" {
@@ -143,7 +142,8 @@ func (s *settings) exec(ctx context.Context, app *cli.App, args []string) error 
 
 // inputs turns the arguments into inputs: standard input when there are
 // none or for "-"; a file that cannot be read is exit 2 before anything runs.
-func (s *settings) inputs(app *cli.App, args []string) ([]render.Input, error) {
+// Each gives up reading once ctx is done (see interruptible).
+func (s *settings) inputs(ctx context.Context, app *cli.App, args []string) ([]render.Input, error) {
 	if len(args) == 0 {
 		args = []string{"-"}
 	}
@@ -154,7 +154,7 @@ func (s *settings) inputs(app *cli.App, args []string) ([]render.Input, error) {
 			if stdin++; stdin > 1 {
 				return nil, exitcode.Usagef("standard input (-) can be read only once")
 			}
-			inputs = append(inputs, render.Reader("", app.Env.Stdin))
+			inputs = append(inputs, interruptible(ctx, render.Reader("", app.Env.Stdin), !isRegular(app.Env.Stdin)))
 			continue
 		}
 		path := app.Path(a)
@@ -163,7 +163,8 @@ func (s *settings) inputs(app *cli.App, args []string) ([]render.Input, error) {
 		}
 		in := render.File(path)
 		in.Name = a
-		inputs = append(inputs, in)
+		// render.File reads regular files only.
+		inputs = append(inputs, interruptible(ctx, in, false))
 	}
 	return inputs, nil
 }
@@ -219,7 +220,7 @@ func (s *settings) runList(app *cli.App, inputs []render.Input) error {
 		if list == nil {
 			list = []render.Variable{}
 		}
-		return writeJSON(app.Env.Stdout, list)
+		return cli.WriteJSON(app.Env.Stdout, list)
 	}
 	tw := tabwriter.NewWriter(app.Env.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tREQUIRED\tDEFAULT\tLOCATIONS")
@@ -253,7 +254,7 @@ func (s *settings) runCheck(app *cli.App, inputs []render.Input, vars *variables
 		r.Value, r.Default = s.mask(app, r.Value), s.mask(app, excerpt(r.Default))
 	}
 	if app.Globals.JSON {
-		if err := writeJSON(app.Env.Stdout, resolved); err != nil {
+		if err := cli.WriteJSON(app.Env.Stdout, resolved); err != nil {
 			return err
 		}
 	} else {
@@ -289,12 +290,6 @@ func maskValue(v string) string {
 		return m
 	}
 	return "****"
-}
-
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }
 
 // readable checks a template named on the command line as render.File

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"unicode/utf8"
@@ -20,10 +21,14 @@ import (
 // without it this covers the process environment, --env-file and --set
 // (DB_PASSWORD, API_TOKEN, a URL with a password) without announcing every
 // secret-looking variable of the process to GitHub Actions.
+// Each secret is registered once: a template may reference it on every
+// line, and registering rebuilds the Masker.
 func (s *settings) lookup(app *cli.App, vars *variables.Set) subst.Lookup {
+	registered := map[string]bool{}
 	return func(name string) (string, bool) {
 		v, ok := vars.Var(name)
-		if ok && v.Secret {
+		if ok && v.Secret && !registered[name] {
+			registered[name] = true
 			app.AddSecret(v.Value)
 		}
 		return v.Value, ok
@@ -60,24 +65,48 @@ func excerpt(s string) string {
 // pending read owns stays small.
 const readChunk = 64 << 10
 
-// interruptible makes every input give up as soon as ctx is done: on SIGINT
-// a read blocked on a pipe or terminal returns at once, the rendering ends
-// with the error, and what it started (an -o temporary file, a spool) is
-// removed before the exit 130.
-func interruptible(ctx context.Context, inputs []render.Input) []render.Input {
-	out := make([]render.Input, len(inputs))
-	for i, in := range inputs {
-		open := in.Open
-		in.Open = func() (io.ReadCloser, error) {
-			r, err := open()
-			if err != nil {
-				return nil, err
-			}
-			return &interruptibleReader{ctx: ctx, r: r, res: make(chan readResult, 1)}, nil
+// interruptible makes in give up as soon as ctx is done: on SIGINT a read
+// blocked on a pipe or terminal returns at once, the rendering ends with the
+// error, and what it started (an -o temporary file, a spool) is removed
+// before the exit 130. Only an input that can block (blocks) is read in a
+// goroutine: a read of a regular file returns soon anyway, and a goroutine
+// per read costs a sixth of a render.
+func interruptible(ctx context.Context, in render.Input, blocks bool) render.Input {
+	open := in.Open
+	in.Open = func() (io.ReadCloser, error) {
+		r, err := open()
+		if err != nil {
+			return nil, err
 		}
-		out[i] = in
+		if !blocks {
+			return cancellableReader{ctx, r}, nil
+		}
+		return &interruptibleReader{ctx: ctx, r: r, res: make(chan readResult, 1)}, nil
 	}
-	return out
+	return in
+}
+
+// isRegular reports whether r is a regular file, whose reads never block.
+func isRegular(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode().IsRegular()
+}
+
+// cancellableReader stops reading once ctx is done.
+type cancellableReader struct {
+	ctx context.Context
+	io.ReadCloser
+}
+
+func (r cancellableReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return r.ReadCloser.Read(p)
 }
 
 type readResult struct {
@@ -158,6 +187,16 @@ func (s *settings) warnYAMLInjection(app *cli.App) func(name, value string, pos 
 		fmt.Fprintf(app.Env.Stderr, "%s: warning: %s\n", s.mask(app, pos.String()), msg)
 		app.Actions.Warning(msg, pos.File, pos.Line, pos.Col)
 	}
+}
+
+// anyYAMLName reports whether an input is named as a YAML file.
+func anyYAMLName(inputs []render.Input) bool {
+	for _, in := range inputs {
+		if isYAMLName(in.Name) {
+			return true
+		}
+	}
+	return false
 }
 
 func isYAMLName(name string) bool {

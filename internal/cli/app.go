@@ -391,18 +391,27 @@ func (a *App) fail(err error) int {
 }
 
 // report prints err as "<bin>: <first line>" with any further lines as
-// they are (a SQL caret, a list of undefined variables).
+// they are (a list of undefined variables), then the lines of an error in
+// the chain that has a Detail method (a SQL error's DETAIL, HINT and caret,
+// migrate.MigrationError): text for a person that --json output, which
+// carries Error only, leaves out.
 func (a *App) report(err error) {
 	if err == nil || errors.Is(err, ErrReported) {
 		return
 	}
 	msg := err.Error()
-	if errors.Is(err, context.Canceled) {
+	var detail interface{ Detail() string }
+	switch {
+	case errors.Is(err, context.Canceled):
 		msg = "interrupted"
 		// What an interruption left half-done must still reach the user.
 		var hd interface{ HalfDone() string }
 		if errors.As(err, &hd) {
 			msg += ": " + hd.HalfDone()
+		}
+	case errors.As(err, &detail):
+		if d := detail.Detail(); d != "" {
+			msg += "\n" + d
 		}
 	}
 	msg = strings.TrimRight(a.Secrets.Mask(msg), "\n")

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"log/slog"
 
 	"github.com/poststack/poststack/pkg/logging"
@@ -14,8 +15,27 @@ import (
 //
 //	migrate.WithProgress(app.Report)
 //	ephemeral.Options{Progress: app.Report}
+//
+// For steps that run at the same time, use Board.
 func (a *App) Report(e progress.Event) {
-	attrs := make([]any, 0, len(e.Attrs)+3)
+	switch e.Kind {
+	case progress.Start:
+		a.Progress.Start(e.Step)
+	case progress.Done:
+		a.Progress.Done(e.Step, nil)
+	case progress.Failed:
+		a.Progress.Done(e.Step, logging.ErrFailed)
+	case progress.Wait:
+		a.Progress.Step(e.Message)
+	}
+	a.logEvent(e, slog.LevelWarn)
+}
+
+// logEvent logs e: a step's end, a wait and an info at debug level, a
+// warning at warn; a step's start is not logged (its end is, with the
+// time it took).
+func (a *App) logEvent(e progress.Event, warn slog.Level) {
+	attrs := make([]any, 0, len(e.Attrs)+4)
 	attrs = append(attrs, slog.String("op", e.Op))
 	if e.Step != "" {
 		attrs = append(attrs, slog.String("step", e.Step))
@@ -29,22 +49,19 @@ func (a *App) Report(e progress.Event) {
 	if e.Err != nil {
 		attrs = append(attrs, slog.String("err", e.Err.Error()))
 	}
+	if e.Log != "" {
+		attrs = append(attrs, slog.String("log", e.Log))
+	}
 	log := a.Logger
 	switch e.Kind {
-	case progress.Start:
-		a.Progress.Start(e.Step)
-	case progress.Done:
-		a.Progress.Done(e.Step, nil)
-		log.Debug(e.Op+": done", attrs...)
-	case progress.Failed:
-		a.Progress.Done(e.Step, logging.ErrFailed)
-		log.Debug(e.Op+": failed", attrs...)
-	case progress.Wait:
-		a.Progress.Step(e.Message)
-		log.Debug(e.Message, attrs...)
-	case progress.Info:
+	case progress.Done, progress.Failed:
+		if e.Message != "" {
+			attrs = append(attrs, slog.String("state", e.Message))
+		}
+		log.Debug(e.Op+": "+string(e.Kind), attrs...)
+	case progress.Wait, progress.Info:
 		log.Debug(e.Message, attrs...)
 	case progress.Warn:
-		log.Warn(e.Message, attrs...)
+		log.Log(context.Background(), warn, e.Message, attrs...)
 	}
 }

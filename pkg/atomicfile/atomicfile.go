@@ -19,6 +19,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+
+	"github.com/poststack/poststack/pkg/exitcode"
 )
 
 // Mode decides the permissions of the file Write creates.
@@ -55,10 +57,15 @@ const tempAttempts = 100
 //
 // path may be missing, a regular file, or a symlink, which is itself
 // replaced (its target is neither read nor changed); anything else, such as
-// a directory or a symlink to one, is refused.
+// a directory or a symlink to one, is refused. So is a path whose directory
+// does not exist or is not a directory. Those refusals are bad file names,
+// usage errors (exit code 2), reported before write is called.
 func Write(path string, mode Mode, write func(f *os.File) error) (err error) {
 	if mode != Public && mode != Private {
 		return fmt.Errorf("%s: atomicfile: invalid %v", path, mode)
+	}
+	if err := checkDir(path); err != nil {
+		return err
 	}
 	if err := checkTarget(path); err != nil {
 		return err
@@ -90,6 +97,25 @@ func Write(path string, mode Mode, write func(f *os.File) error) (err error) {
 	return nil
 }
 
+// checkDir refuses a path whose directory is missing or not a directory,
+// where no temporary file can be made: "-o nodir/out.txt" is a typo to fix,
+// not a failure of the work.
+func checkDir(path string) error {
+	dir := filepath.Dir(path)
+	st, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return exitcode.Usagef("%s: the directory %s does not exist", path, dir)
+	case errors.Is(err, syscall.ENOTDIR):
+		return exitcode.Usagef("%s: a parent of the directory %s is not a directory", path, dir)
+	case err != nil:
+		return fmt.Errorf("%s: %w", path, err)
+	case !st.IsDir():
+		return exitcode.Usagef("%s: %s is not a directory", path, dir)
+	}
+	return nil
+}
+
 // checkTarget refuses a path whose replacement would surprise: a directory,
 // a device or FIFO (writing "-o /dev/stdout" means a stream, not a file),
 // or a symlink to one of those. A dangling symlink is fine: it is replaced.
@@ -111,7 +137,7 @@ func checkTarget(path string) error {
 		}
 	}
 	if !st.Mode().IsRegular() {
-		return fmt.Errorf("%s: not a regular file", path)
+		return exitcode.Usagef("%s: not a regular file", path)
 	}
 	return nil
 }

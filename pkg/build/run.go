@@ -6,17 +6,19 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/poststack/poststack/pkg/engine"
 	"github.com/poststack/poststack/pkg/exitcode"
 	"github.com/poststack/poststack/pkg/images"
+	"github.com/poststack/poststack/pkg/progress"
+	"github.com/poststack/poststack/pkg/secret"
 )
 
 // Builder is the part of a container engine a build needs;
@@ -45,6 +47,13 @@ type Options struct {
 	// LogDir receives each image's whole build output as
 	// <name>-<timestamp>.log; "" keeps no log files.
 	LogDir string
+	// Mask, when set, is applied to each line of the build logs and of
+	// the tail of a failed build's output (ImageResult.LogTail,
+	// Event.Tail), which come from the engine as it printed them: a RUN
+	// step may print a build argument or a secret it was given. A line
+	// longer than secret.MaxHeldLine is masked in pieces (see
+	// secret.LineWriter). nil keeps the output as it is.
+	Mask func(string) string
 	// SkipLogDir is the context-relative directory of the logs (and
 	// anything else ps-build writes under the project), never sent to the
 	// engine with a project image's context, like logs/ (see
@@ -58,9 +67,12 @@ type Options struct {
 	// build; "" means os.TempDir().
 	TempDir string
 	Now     func() time.Time
-	// OnEvent is told when an image starts and ends; calls are
+	// Progress is told when an image starts (Start) and ends: Done when
+	// built or up to date, Failed, or Warn "skipped" at the end of the run
+	// for an image that never started. Step is the image's name, Message
+	// its state, Log its build log; Data is the Event. Calls are
 	// serialised.
-	OnEvent func(Event)
+	Progress progress.Func
 }
 
 // State is where an image of a plan is.
@@ -77,7 +89,8 @@ const (
 	Skipped  State = "skipped" // not built: an image it needs failed, or the run stopped
 )
 
-// Event reports an image starting or ending.
+// Event reports an image starting or ending; it is the Data of the
+// progress events of Run.
 type Event struct {
 	Image   *Image
 	State   State
@@ -85,6 +98,24 @@ type Event struct {
 	Log     string        // path of the build log, "" without LogDir
 	Tail    []string      // the last lines of the output, for Failed (engine.CommandError.Stderr)
 	Err     error
+}
+
+// Progress is e in the common shape of pkg/progress. A Start's Message is
+// "building (<source>)"; an end's is the state the image ended in.
+func (e Event) Progress() progress.Event {
+	p := progress.Event{Op: "build", Step: e.Image.Name, Message: string(e.State), Elapsed: e.Elapsed, Err: e.Err, Log: e.Log, Data: e,
+		Attrs: []slog.Attr{slog.String("ref", e.Image.Ref), slog.String("source", e.Image.Source)}}
+	switch e.State {
+	case Building:
+		p.Kind, p.Message = progress.Start, fmt.Sprintf("%s (%s)", Building, e.Image.Source)
+	case Built, UpToDate:
+		p.Kind = progress.Done
+	case Failed:
+		p.Kind = progress.Failed
+	case Skipped:
+		p.Kind = progress.Warn
+	}
+	return p
 }
 
 // ImageResult is what happened to one image.
@@ -98,21 +129,23 @@ type ImageResult struct {
 	Tags      []string   `json:"tags,omitempty"`
 	Started   *time.Time `json:"started,omitempty"`
 	Finished  *time.Time `json:"finished,omitempty"`
-	Seconds   float64    `json:"seconds"`
-	Log       string     `json:"log,omitempty"`
-	Error     string     `json:"error,omitempty"`
-	LogTail   []string   `json:"log_tail,omitempty"`
+	// DurationMS is Finished - Started in whole milliseconds, 0 for an image that did not start.
+	DurationMS int64    `json:"duration_ms"`
+	Log        string   `json:"log,omitempty"`
+	Error      string   `json:"error,omitempty"`
+	LogTail    []string `json:"log_tail,omitempty"`
 }
 
 // Result is the outcome of Run, in plan order.
 type Result struct {
-	Engine   string        `json:"engine"`
-	Project  string        `json:"project"`
-	Jobs     int           `json:"jobs"`
-	Started  time.Time     `json:"started"`
-	Finished time.Time     `json:"finished"`
-	Seconds  float64       `json:"seconds"`
-	Images   []ImageResult `json:"images"`
+	Engine   string    `json:"engine"`
+	Project  string    `json:"project"`
+	Jobs     int       `json:"jobs"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+	// DurationMS is Finished - Started in whole milliseconds.
+	DurationMS int64         `json:"duration_ms"`
+	Images     []ImageResult `json:"images"`
 }
 
 // FailedError is returned by Run when an image failed to build; the Result
@@ -154,7 +187,7 @@ func Run(ctx context.Context, b Builder, plan *Plan, o Options) (*Result, error)
 			return nil, err
 		}
 	}
-	r := &runner{b: b, o: o, plan: plan, results: make([]ImageResult, len(plan.Images))}
+	r := &runner{b: b, o: o, plan: plan, results: make([]ImageResult, len(plan.Images)), progress: o.Progress.Serialized()}
 	return r.run(ctx)
 }
 
@@ -221,11 +254,11 @@ func prepareLogDir(dir string) error {
 }
 
 type runner struct {
-	b       Builder
-	o       Options
-	plan    *Plan
-	results []ImageResult
-	eventMu sync.Mutex
+	b        Builder
+	o        Options
+	plan     *Plan
+	results  []ImageResult
+	progress progress.Func
 }
 
 type outcome struct {
@@ -285,7 +318,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		finished := r.o.Now()
 		ir := &r.results[out.i]
 		ir.Finished = &finished
-		ir.Seconds = finished.Sub(*ir.Started).Seconds()
+		ir.DurationMS = finished.Sub(*ir.Started).Milliseconds()
 		ir.Log = out.log
 		im := r.plan.Images[out.i]
 		if out.err != nil {
@@ -312,9 +345,14 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 			}
 		}
 	}
+	for i, ir := range r.results {
+		if ir.State == Skipped {
+			r.event(Event{Image: r.plan.Images[i], State: Skipped})
+		}
+	}
 	res.Images = r.results
 	res.Finished = r.o.Now()
-	res.Seconds = res.Finished.Sub(res.Started).Seconds()
+	res.DurationMS = res.Finished.Sub(res.Started).Milliseconds()
 	switch {
 	case firstErr != nil && ctx.Err() != nil:
 		return res, fmt.Errorf("build interrupted: %w", ctx.Err())
@@ -327,12 +365,9 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 }
 
 func (r *runner) event(e Event) {
-	if r.o.OnEvent == nil {
-		return
+	if r.progress != nil {
+		r.progress(e.Progress())
 	}
-	r.eventMu.Lock()
-	defer r.eventMu.Unlock()
-	r.o.OnEvent(e)
 }
 
 func (r *runner) tags(im *Image) []string {
@@ -374,12 +409,17 @@ func (r *runner) build(ctx context.Context, i int, started time.Time) (out outco
 			return out
 		}
 		out.log = path
+		w = f
+		flush := func() error { return nil }
+		if r.o.Mask != nil {
+			lw := secret.NewLineWriter(f, r.o.Mask)
+			w, flush = lw, lw.Close
+		}
 		defer func() {
-			if err := f.Close(); err != nil && out.err == nil {
+			if err := errors.Join(flush(), f.Close()); err != nil && out.err == nil {
 				out.err = fmt.Errorf("write build log: %w", err)
 			}
 		}()
-		w = f
 	}
 
 	var exclude []string
@@ -424,6 +464,11 @@ func (r *runner) build(ctx context.Context, i int, started time.Time) (out outco
 			// shown separately, so the message stays one line.
 			if ce.Stderr != "" {
 				out.tail = strings.Split(ce.Stderr, "\n")
+				if r.o.Mask != nil {
+					for j, l := range out.tail {
+						out.tail[j] = r.o.Mask(l)
+					}
+				}
 			}
 			err = fmt.Errorf("%s (%s): %s build exited with status %d", im.Name, im.Source, ce.Engine, ce.ExitCode)
 			if ctx.Err() != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/poststack/poststack/pkg/engine"
 	"github.com/poststack/poststack/pkg/environ"
 	"github.com/poststack/poststack/pkg/exitcode"
+	"github.com/poststack/poststack/pkg/progress"
 )
 
 // The container provider drives the engine's CLI through pkg/engine rather than
@@ -105,7 +106,7 @@ func containerRunOptions(inst *Instance, image string, port int) engine.RunOptio
 // startContainer runs the image on the engine with a random password and waits for a real
 // login. The CLI resolves short names itself (podman finds a local poststack/postgres under
 // localhost/), so the image is passed as given.
-func startContainer(ctx context.Context, inst *Instance, o Options, env []string, logf func(string, ...any)) error {
+func startContainer(ctx context.Context, inst *Instance, o Options, env []string, report progress.Reporter) error {
 	// The engine CLI gets a temporary directory of its own, removed when Start returns: a CLI
 	// killed by an interrupt (podman, at some points of `run`) leaves its temporary files
 	// behind, and nothing of this run may outlive it.
@@ -134,7 +135,8 @@ func startContainer(ctx context.Context, inst *Instance, o Options, env []string
 	// The name is set before anything is created, so that cleanup after a cancelled Start can
 	// remove a container whose creation was still in flight.
 	inst.Container = containerPrefix + inst.ID
-	logf("starting container %s from %s on %s", inst.Container, inst.Image, inst.Engine)
+	report.Info(fmt.Sprintf("starting container %s from %s on %s", inst.Container, inst.Image, inst.Engine), 0,
+		"container", inst.Container, "image", inst.Image, "engine", inst.Engine)
 	inst.runPending = true
 	for attempt := 1; ; attempt++ {
 		// Picking the port here saves asking the engine for it afterwards (one more CLI run).
@@ -152,7 +154,7 @@ func startContainer(ctx context.Context, inst *Instance, o Options, env []string
 		if o.Port != 0 || attempt == portAttempts || !portTaken(err) || ctx.Err() != nil {
 			return fmt.Errorf("ephemeral: container from %s on %s: %w", inst.Image, inst.Engine, err)
 		}
-		logf("port %d was taken meanwhile; trying another one", port)
+		report.Info(fmt.Sprintf("port %d was taken meanwhile; trying another one", port), 0, "port", port)
 		// The failed run may have created the container: its name must be free again.
 		if err := removeOwnedContainer(ctx, e, inst); err != nil {
 			return fmt.Errorf("ephemeral: container %s: %w", inst.Container, err)

@@ -3,7 +3,6 @@ package ephemeral_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"strings"
 	"sync"
@@ -13,6 +12,7 @@ import (
 	"github.com/poststack/poststack/internal/testenv"
 	"github.com/poststack/poststack/pkg/engine"
 	"github.com/poststack/poststack/pkg/ephemeral"
+	"github.com/poststack/poststack/pkg/progress"
 )
 
 // containerEngine returns the engine with the default image, skipping when the image has not
@@ -37,20 +37,21 @@ func containerEngine(t *testing.T, name string) *engine.Engine {
 	return e
 }
 
-// startedNames collects the container names Start reports through Logf, so that a test can
-// look for exactly its own containers while others run on the same engine.
+// startedNames collects the container names Start reports through its progress (the
+// "container" detail of its events), so that a test can look for exactly its own containers
+// while others run on the same engine.
 type startedNames struct {
 	mu    sync.Mutex
 	names []string
 }
 
-func (s *startedNames) logf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	if rest, ok := strings.CutPrefix(msg, "starting container "); ok {
-		name, _, _ := strings.Cut(rest, " ")
-		s.mu.Lock()
-		s.names = append(s.names, name)
-		s.mu.Unlock()
+func (s *startedNames) progress(e progress.Event) {
+	for _, a := range e.Attrs {
+		if a.Key == "container" && e.Op == "ephemeral" {
+			s.mu.Lock()
+			s.names = append(s.names, a.Value.String())
+			s.mu.Unlock()
+		}
 	}
 }
 
@@ -69,7 +70,7 @@ func TestContainerStartStopAndCancel(t *testing.T) {
 			e := containerEngine(t, name)
 			state := t.TempDir()
 			var started startedNames
-			o := ephemeral.Options{Provider: ephemeral.Container, Engine: name, Detach: true, StateDir: state, Environ: os.Environ(), Logf: started.logf}
+			o := ephemeral.Options{Provider: ephemeral.Container, Engine: name, Detach: true, StateDir: state, Environ: os.Environ(), Progress: started.progress}
 
 			inst, err := ephemeral.Start(context.Background(), o)
 			if err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/poststack/poststack/pkg/exitcode"
 	"github.com/poststack/poststack/pkg/migrate"
 	"github.com/poststack/poststack/pkg/pgnative"
+	"github.com/poststack/poststack/pkg/progress"
 )
 
 // Provider names.
@@ -38,15 +39,19 @@ const cleanupTimeout = 30 * time.Second
 
 // Options configure Start.
 type Options struct {
-	Provider string                           // "" = native when the host's PostgreSQL binaries exist, else container
-	Image    string                           // container provider; default DefaultImage
-	Engine   string                           // container provider: "podman" or "docker"; "" = POSTSTACK_CONTAINER_RUNTIME, else the engine DOCKER_HOST points at, else the installed one (podman first)
-	Port     int                              // 0 = a free port
-	Migrate  string                           // directory of migrations to apply (pkg/migrate) before returning; "" = none
-	Detach   bool                             // keep running after this process exits (the CLI's up); false = tied to the process (tests)
-	StateDir string                           // where detached instances are recorded; "" = DefaultStateDir of Environ
-	Environ  []string                         // environment (DOCKER_HOST for the container provider, PATH, …); required: pass os.Environ() for the process's
-	Logf     func(format string, args ...any) // progress; nil = silent
+	Provider string   // "" = native when the host's PostgreSQL binaries exist, else container
+	Image    string   // container provider; default DefaultImage
+	Engine   string   // container provider: "podman" or "docker"; "" = POSTSTACK_CONTAINER_RUNTIME, else the engine DOCKER_HOST points at, else the installed one (podman first)
+	Port     int      // 0 = a free port
+	Migrate  string   // directory of migrations to apply (pkg/migrate) before returning; "" = none
+	Detach   bool     // keep running after this process exits (the CLI's up); false = tied to the process (tests)
+	StateDir string   // where detached instances are recorded; "" = DefaultStateDir of Environ
+	Environ  []string // environment (DOCKER_HOST for the container provider, PATH, …); required: pass os.Environ() for the process's
+	// Progress receives the progress of Start: the server's start as the step "start native
+	// server" or "start container server" (Op "ephemeral"), with pkg/pgnative's events inside
+	// it, and each migration and any wait for the migration lock as pkg/migrate reports them
+	// (Op "migrate"). Calls are serialised; nil = silent.
+	Progress progress.Func
 }
 
 // Instance is a started server. The JSON form is what the state directory holds for a detached
@@ -96,16 +101,12 @@ var ErrNotFound = errors.New("no such ephemeral instance")
 // at any point, Start removes everything it created (process, directory, container, record)
 // before returning the error.
 func Start(ctx context.Context, o Options) (_ *Instance, err error) {
-	began := time.Now()
 	env := o.Environ
 	if env == nil {
 		return nil, exitcode.Usagef("ephemeral: Options.Environ is nil: pass the environment to run in (os.Environ() for the process's, an empty slice for none)")
 	}
 	getenv := environ.Getenv(env)
-	logf := o.Logf
-	if logf == nil {
-		logf = func(string, ...any) {}
-	}
+	report := progress.NewReporter("ephemeral", o.Progress)
 	if o.Port < 0 || o.Port > 65535 {
 		return nil, exitcode.Usagef("ephemeral: port %d is not a TCP port (0-65535, 0 = any free one)", o.Port)
 	}
@@ -146,27 +147,28 @@ func Start(ctx context.Context, o Options) (_ *Instance, err error) {
 			err = errors.Join(err, fmt.Errorf("ephemeral: clean up %s: %w", inst.ID, serr))
 		}
 	}()
+	end := report.Step("start " + provider + " server")
 	switch provider {
 	case Native:
-		err = startNative(ctx, inst, o, migs, getenv, logf)
+		err = startNative(ctx, inst, o, migs, getenv, report)
 	case Container:
-		err = startContainer(ctx, inst, o, env, logf)
+		err = startContainer(ctx, inst, o, env, report)
 	}
+	end(err, "id", inst.ID, "port", inst.Port)
 	if err != nil {
 		return nil, err
 	}
-	logf("%s server %s ready on port %d (%s)", provider, inst.ID, inst.Port, time.Since(began).Round(time.Millisecond))
 	// The native provider applied the set itself, or copied a data directory migrated with
 	// exactly this set (its cache key holds every file's checksum): a no-op `up` to verify
 	// the ledger would only cost a login and a query.
 	if len(migs) > 0 && provider != Native {
 		mbegan := time.Now()
-		n, err := applyMigrations(ctx, inst.URL, migs)
+		n, err := applyMigrations(ctx, inst.URL, migs, report.Func())
 		if err != nil {
 			return nil, err
 		}
 		inst.Migrations += n
-		logf("applied %d migrations from %s (%s)", inst.Migrations, o.Migrate, time.Since(mbegan).Round(time.Millisecond))
+		report.Info(fmt.Sprintf("applied %d migrations from %s", inst.Migrations, o.Migrate), time.Since(mbegan))
 	}
 	if o.Detach {
 		if err := inst.save(stateDir); err != nil {
@@ -230,18 +232,17 @@ func loadMigrations(dir string, getenv func(string) string) ([]*migrate.Migratio
 	if err != nil || !st.IsDir() {
 		return nil, exitcode.Usagef("ephemeral: migrations directory %s: not found", dir)
 	}
-	// Without a usable home there is no cache; loading is only slower.
-	cache, _ := migrate.CachePath(dir, getenv)
-	return migrate.LoadDir(dir, migrate.WithCache(cache))
+	return migrate.LoadDir(dir, migrate.WithDefaultCache(getenv))
 }
 
-func applyMigrations(ctx context.Context, url string, migs []*migrate.Migration) (int, error) {
+// applyMigrations applies migs on the server of url, reporting each through fn.
+func applyMigrations(ctx context.Context, url string, migs []*migrate.Migration, fn progress.Func) (int, error) {
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		return 0, fmt.Errorf("ephemeral: connect to apply migrations: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	m, err := migrate.New(conn, migs)
+	m, err := migrate.New(conn, migs, migrate.WithProgress(fn))
 	if err != nil {
 		return 0, err
 	}

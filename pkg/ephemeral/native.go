@@ -6,6 +6,7 @@ import (
 
 	"github.com/poststack/poststack/pkg/migrate"
 	"github.com/poststack/poststack/pkg/pgnative"
+	"github.com/poststack/poststack/pkg/progress"
 )
 
 // startNative runs a pgnative server: a cached initialised data directory copied into /dev/shm
@@ -13,8 +14,8 @@ import (
 // migrated data directory of each migration set (pgnative.WithSeed), so that a later start
 // with the same set copies it instead of applying every migration again; Start's ordinary Up
 // then finds nothing pending and only verifies the ledger and checksums.
-func startNative(ctx context.Context, inst *Instance, o Options, migs []*migrate.Migration, getenv func(string) string, logf func(string, ...any)) error {
-	opts := []pgnative.Option{pgnative.WithGetenv(getenv)}
+func startNative(ctx context.Context, inst *Instance, o Options, migs []*migrate.Migration, getenv func(string) string, report progress.Reporter) error {
+	opts := []pgnative.Option{pgnative.WithGetenv(getenv), pgnative.WithProgress(report.Func())}
 	seeded := 0
 	if len(migs) > 0 {
 		key, err := migrate.SetDigest(migs, migrate.DefaultSchema, migrate.DefaultTable)
@@ -22,7 +23,7 @@ func startNative(ctx context.Context, inst *Instance, o Options, migs []*migrate
 			return fmt.Errorf("ephemeral: %w", err)
 		}
 		opts = append(opts, pgnative.WithSeed(key, func(ctx context.Context, dsn string) error {
-			n, err := applyMigrations(ctx, dsn, migs)
+			n, err := applyMigrations(ctx, dsn, migs, report.Func())
 			seeded = n
 			return err
 		}))
@@ -48,13 +49,13 @@ func startNative(ctx context.Context, inst *Instance, o Options, migs []*migrate
 		// The entry's key covers exactly this set: every migration came with the copy.
 		inst.Migrations = len(migs)
 		inst.MigratedFromCache = true
-		logf("native PostgreSQL %s: migrated data directory copied from the cache", srv.Version())
+		report.Info(fmt.Sprintf("native PostgreSQL %s: migrated data directory copied from the cache", srv.Version()), 0)
 	case srv.Cached():
 		inst.Migrations = seeded
-		logf("native PostgreSQL %s: data directory copied from the cache", srv.Version())
+		report.Info(fmt.Sprintf("native PostgreSQL %s: data directory copied from the cache", srv.Version()), 0)
 	default:
 		inst.Migrations = seeded
-		logf("native PostgreSQL %s: initdb (cached for next time)", srv.Version())
+		report.Info(fmt.Sprintf("native PostgreSQL %s: initdb (cached for next time)", srv.Version()), 0)
 	}
 	return nil
 }

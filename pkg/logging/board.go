@@ -59,6 +59,17 @@ func (b *Board) Start(name, state string) {
 	b.drawLocked()
 }
 
+// State shows state for name without restarting its clock (e.g. a
+// running task that waits for a lock).
+func (b *Board) State(name, state string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if r := b.byName[name]; r != nil && !r.ended {
+		r.state = state
+	}
+	b.drawLocked()
+}
+
 // End marks name as ended with state (e.g. "built", "failed").
 func (b *Board) End(name, state string) {
 	b.mu.Lock()

@@ -57,3 +57,30 @@ func TestBoard(t *testing.T) {
 		t.Errorf("last frame has %d lines, want 2", n)
 	}
 }
+
+// TestBoardState: State changes a running row's state and keeps its clock;
+// an ended row keeps its end state.
+func TestBoardState(t *testing.T) {
+	var out syncBuffer
+	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	advance := func(d time.Duration) { mu.Lock(); clock = clock.Add(d); mu.Unlock() }
+
+	b := NewBoard(&out, []string{"db", "api"}, now)
+	b.Start("db", "migrating")
+	advance(2 * time.Second)
+	b.State("db", "locked")
+	advance(time.Second)
+	b.End("api", "skipped")
+	b.State("api", "running")
+	b.Close()
+
+	s := out.String()
+	last := s[strings.LastIndex(s, "\x1b[2A"):]
+	for _, want := range []string{"db   locked     3.0s\n", "api  skipped    \n"} {
+		if !strings.Contains(last, want) {
+			t.Errorf("last frame %q lacks %q", last, want)
+		}
+	}
+}

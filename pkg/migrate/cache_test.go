@@ -1,6 +1,7 @@
 package migrate
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -8,11 +9,13 @@ import (
 	"reflect"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/poststack/poststack/pkg/exitcode"
+	"github.com/poststack/poststack/pkg/migrate/internal/dircache"
 )
 
 // cacheDir is a migrations directory on disk with its cache file, loaded through a read
@@ -140,12 +143,12 @@ func TestCacheSeesChanges(t *testing.T) {
 	}{
 		{"in-place edit, same size, mtime restored", func(c *cacheDir, path string) {
 			info, _ := os.Stat(path)
+			data, _ := os.ReadFile(path)
 			f, err := os.OpenFile(path, os.O_WRONLY, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
-			// Same length as "drop table users;\n".
-			if _, err := f.WriteString("drop table USERS;\n"); err != nil {
+			if _, err := f.Write(bytes.ToUpper(data)); err != nil {
 				t.Fatal(err)
 			}
 			f.Close()
@@ -155,14 +158,16 @@ func TestCacheSeesChanges(t *testing.T) {
 		}},
 		{"size change, mtime restored", func(c *cacheDir, path string) {
 			info, _ := os.Stat(path)
-			c.write(filepath.Base(path), "drop table users cascade;\n")
+			data, _ := os.ReadFile(path)
+			c.write(filepath.Base(path), string(data)+"-- more\n")
 			if err := os.Chtimes(path, info.ModTime(), info.ModTime()); err != nil {
 				t.Fatal(err)
 			}
 		}},
 		{"replaced by rename", func(c *cacheDir, path string) {
+			data, _ := os.ReadFile(path)
 			tmp := path + ".new"
-			if err := os.WriteFile(tmp, []byte("drop table users;\n\n"), 0o644); err != nil {
+			if err := os.WriteFile(tmp, append(data, '\n'), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			if err := os.Rename(tmp, path); err != nil {
@@ -173,23 +178,96 @@ func TestCacheSeesChanges(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newCacheDir(t, cacheFiles)
-			c.load()
+			first, _ := c.load()
 			// The change time has the kernel's tick as resolution; let one pass.
 			time.Sleep(20 * time.Millisecond)
-			path := filepath.Join(c.dir, "0001_users.rollback.sql")
+			path := filepath.Join(c.dir, "0001_users.sql")
 			tt.edit(c, path)
 			migs, reads := c.load()
-			if !reflect.DeepEqual(reads, []string{"0001_users.rollback.sql"}) {
+			if !reflect.DeepEqual(reads, []string{"0001_users.sql"}) {
 				t.Fatalf("read %v, want only the edited file", reads)
 			}
 			want, _ := os.ReadFile(path)
-			if migs[0].Down.SQL != string(want) {
-				t.Fatalf("rollback SQL %q, want the edited %q", migs[0].Down.SQL, want)
+			if migs[0].Up.SQL != string(want) || migs[0].Checksum == first[0].Checksum {
+				t.Fatalf("SQL %q (checksum %s), want the edited %q", migs[0].Up.SQL, migs[0].Checksum, want)
 			}
 			if _, reads := c.load(); len(reads) != 0 {
 				t.Fatalf("the load after the edit read %v, want nothing", reads)
 			}
 		})
+		// A rollback the cache knows is not looked at by the load: its text is checked
+		// and read when it is used, and the edit is seen then.
+		t.Run(tt.name+", rollback", func(t *testing.T) {
+			c := newCacheDir(t, cacheFiles)
+			c.load()
+			time.Sleep(20 * time.Millisecond)
+			path := filepath.Join(c.dir, "0001_users.rollback.sql")
+			tt.edit(c, path)
+			migs, reads := c.load()
+			if len(reads) != 0 {
+				t.Fatalf("read %v, want nothing: a rollback is read when it is used", reads)
+			}
+			want, _ := os.ReadFile(path)
+			if got, err := migs[0].Down.Text(); err != nil || got != string(want) {
+				t.Fatalf("rollback text %q, %v; want the edited %q", got, err, want)
+			}
+		})
+	}
+}
+
+// TestCachedRollbackCheckedBeforeUse: a rollback that the load took from the cache without
+// looking is checked as the load checks files before anything uses it. A run with nothing to
+// apply does not need it; one that applies something, a rollback, and SetDigest refuse it.
+func TestCachedRollbackCheckedBeforeUse(t *testing.T) {
+	ctx := context.Background()
+	c := newCacheDir(t, map[string]string{
+		"1_a.sql":          "create table a (id int);\n",
+		"1_a.rollback.sql": "drop table a;\n",
+	})
+	conn := connect(t, freshDB(t))
+	migs, _ := c.load()
+	if _, err := newMigrator(t, conn, migs).Up(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	c.write("1_a.rollback.sql", "\nbegin;\ndrop table a;\n")
+	migs, reads := c.load()
+	if len(reads) != 0 {
+		t.Fatalf("the load read %v, want nothing", reads)
+	}
+	if res, err := newMigrator(t, conn, migs).Up(ctx, 0); err != nil || len(res) != 0 {
+		t.Fatalf("up with nothing to apply: %v, %v", res, err)
+	}
+	want := c.dir + "/1_a.rollback.sql:2: \"begin\" would end the transaction"
+	refused := func(what string, err error) {
+		t.Helper()
+		var se *SourceError
+		if !errors.As(err, &se) || exitcode.Of(err) != exitcode.Usage || !strings.Contains(err.Error(), want) {
+			t.Fatalf("%s: %v, want a *SourceError saying %s", what, err, want)
+		}
+	}
+	_, err := newMigrator(t, conn, migs).Down(ctx, Steps(1))
+	refused("down", err)
+	if !tableExists(t, conn, "a") || len(ledgerVersions(t, conn)) != 1 {
+		t.Fatal("down ran although the rollback is refused")
+	}
+	_, err = SetDigest(migs, DefaultSchema, DefaultTable)
+	refused("SetDigest", err)
+
+	c.write("2_b.sql", "create table b (id int);\n")
+	migs, _ = c.load()
+	_, err = newMigrator(t, conn, migs).Up(ctx, 0)
+	refused("up with a migration to apply", err)
+	if tableExists(t, conn, "b") {
+		t.Fatal("up applied 2_b although a rollback file is refused")
+	}
+	_, err = newMigrator(t, conn, migs).Plan(ctx, 0)
+	refused("plan", err)
+
+	c.write("1_a.rollback.sql", "drop table a;\n")
+	migs, _ = c.load()
+	if res, err := newMigrator(t, conn, migs).Up(ctx, 0); err != nil || len(res) != 1 {
+		t.Fatalf("up after the fix: %v, %v", res, err)
 	}
 }
 
@@ -215,9 +293,9 @@ func TestCacheRacyEntryNotTrusted(t *testing.T) {
 	c.clockOffset = 0 // the files were written just now
 	c.load()
 	if _, reads := c.load(); len(reads) != 3 {
-		t.Fatalf("second load read %v; files written within %s of the cache must be read again", reads, racyWindow)
+		t.Fatalf("second load read %v; files written within %s of the cache must be read again", reads, dircache.RacyWindow)
 	}
-	c.clockOffset = racyWindow + time.Second
+	c.clockOffset = dircache.RacyWindow + time.Second
 	if _, reads := c.load(); len(reads) != 3 {
 		t.Fatalf("the load once they are old enough read %v, want all 3 (not cached yet)", reads)
 	}
@@ -235,7 +313,7 @@ func TestCacheCorruptIgnored(t *testing.T) {
 		{"garbage", func([]byte) []byte { return []byte("not a cache at all, just some bytes") }},
 		{"truncated", func(d []byte) []byte { return d[:len(d)/2] }},
 		{"bit flipped", func(d []byte) []byte { d[len(d)/2] ^= 0x10; return d }},
-		{"other version", func(d []byte) []byte { d[len(cacheMagic)] = 99; return d }},
+		{"other version", func(d []byte) []byte { d[len(dircache.Magic)] = 99; return d }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -328,7 +406,9 @@ func TestFileChangedBeforeApplyIsRefused(t *testing.T) {
 		t.Fatal("Up ran migrations although a file changed under it")
 	}
 
-	// Down reads the rollback file before it runs anything, too.
+	// Down checks the rollback file before it runs anything, too: the load took it from the
+	// cache without looking, so a change to it is checked, not refused (see
+	// TestCachedRollbackCheckedBeforeUse); one that breaks it stops Down.
 	migs, _ = c.load()
 	if _, err := newMigrator(t, conn, migs).Up(ctx, 0); err != nil {
 		t.Fatal(err)
@@ -339,7 +419,7 @@ func TestFileChangedBeforeApplyIsRefused(t *testing.T) {
 	if migs[0].Down.SQL != "" {
 		t.Fatal("the rollback was not taken from the cache")
 	}
-	c.write("1_a.rollback.sql", "drop table b;\n")
+	c.write("1_a.rollback.sql", "drop table b;\ncommit;\n")
 	_, err = newMigrator(t, conn, migs).Down(ctx, ToVersion(0))
 	if !errors.As(err, &se) || !tableExists(t, conn, "a") || !tableExists(t, conn, "b") || len(ledgerVersions(t, conn)) != 2 {
 		t.Fatalf("Down after the rollback file changed: %v; tables a, b and their ledger rows must stay", err)
@@ -384,5 +464,70 @@ func TestSmallDirectoriesAreNotCached(t *testing.T) {
 	}
 	if _, err := os.Stat(cache); !os.IsNotExist(err) {
 		t.Fatalf("a cache was written for %d files: %v", 3, err)
+	}
+}
+
+// TestCacheListingSeesEntries: the cache keeps the directory's listing, trusted while the
+// directory's stat is unchanged; an entry added, removed or replaced changes it, even with the
+// directory's modification time put back.
+func TestCacheListingSeesEntries(t *testing.T) {
+	c := newCacheDir(t, cacheFiles)
+	c.load()
+	if got := dircache.ReadFile(c.cache, c.dir); got.Dir == (dircache.Key{}) || len(got.Entries) != 3 {
+		t.Fatalf("cache after the first load: key %+v, %d entries; want the listing kept", got.Dir, len(got.Entries))
+	}
+	versions := func(migs []*Migration) []int64 {
+		var out []int64
+		for _, m := range migs {
+			out = append(out, m.Version)
+		}
+		return out
+	}
+	restore := func() func() {
+		info, err := os.Stat(c.dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return func() {
+			if err := os.Chtimes(c.dir, info.ModTime(), info.ModTime()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	time.Sleep(20 * time.Millisecond)
+	back := restore()
+	c.write("0003_new.sql", "select 3;\n")
+	back()
+	migs, reads := c.load()
+	if !reflect.DeepEqual(versions(migs), []int64{1, 2, 3}) || !reflect.DeepEqual(reads, []string{"0003_new.sql"}) {
+		t.Fatalf("after adding a file: versions %v, read %v", versions(migs), reads)
+	}
+	time.Sleep(20 * time.Millisecond)
+	back = restore()
+	if err := os.Remove(filepath.Join(c.dir, "0002_index.sql")); err != nil {
+		t.Fatal(err)
+	}
+	back()
+	if migs, _ := c.load(); !reflect.DeepEqual(versions(migs), []int64{1, 3}) {
+		t.Fatalf("after removing a file: versions %v", versions(migs))
+	}
+	time.Sleep(20 * time.Millisecond)
+	if err := os.Remove(filepath.Join(c.dir, "0003_new.sql")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(c.dir, "0003_new.sql"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.loadErr(); err == nil || !strings.Contains(err.Error(), "0003_new.sql: is a directory") {
+		t.Fatalf("after replacing a file by a directory: %v", err)
+	}
+	// A directory changed just before the load: its listing is not trusted later.
+	c.clockOffset = 0
+	if err := os.Remove(filepath.Join(c.dir, "0003_new.sql")); err != nil {
+		t.Fatal(err)
+	}
+	c.load()
+	if got := dircache.ReadFile(c.cache, c.dir); got.Dir != (dircache.Key{}) || len(got.Entries) != 2 {
+		t.Fatalf("cache after a load of a directory changed just now: key %+v, %d entries; want the entries, not the key", got.Dir, len(got.Entries))
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/poststack/poststack/pkg/exitcode"
 )
@@ -18,7 +19,15 @@ import (
 // paths it wrote.
 func Create(dir, name string) ([]string, error) {
 	entries, err := os.ReadDir(dir)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
+	switch {
+	case errors.Is(err, syscall.ENOTDIR):
+		// A --migrations-path that names a file, or a path through one,
+		// is bad input (exit 2), not a failure.
+		if st, serr := os.Stat(dir); serr == nil && !st.IsDir() {
+			return nil, exitcode.Usagef("migrations directory %s is not a directory", dir)
+		}
+		return nil, exitcode.Usagef("migrations directory %s: a parent of it is not a directory", dir)
+	case err != nil && !errors.Is(err, os.ErrNotExist):
 		return nil, fmt.Errorf("migrations directory %s: %w", dir, err)
 	}
 	var highest int64

@@ -30,10 +30,9 @@ type MigrationError struct {
 	Err           *pgconn.PgError
 }
 
-// Error renders the message as FILE:LINE:COL: ERROR: message (SQLSTATE code), then the DETAIL,
-// HINT and CONTEXT lines and the source line with a caret under the failing character. A long
-// source line is cut to an excerpt around the caret, and the server's texts (which can quote
-// the input) to maxServerText bytes each: a 10 MB line must not become 10 MB of stderr.
+// Error is the one-line message: FILE:LINE:COL: ERROR: message (SQLSTATE code), or FILE: … when
+// the failing spot is not in the file. The server's message is cut to maxServerText bytes: it
+// can quote the input. Detail has the rest, for a person.
 func (e *MigrationError) Error() string {
 	var b strings.Builder
 	b.WriteString(e.File)
@@ -44,44 +43,68 @@ func (e *MigrationError) Error() string {
 	if sev == "" {
 		sev = "ERROR"
 	}
-	fmt.Fprintf(&b, ": %s: %s (SQLSTATE %s)", sev, clip(e.Err.Message), e.Err.Code)
+	fmt.Fprintf(&b, ": %s: %s (SQLSTATE %s)", sev, oneLine(clip(e.Err.Message)), e.Err.Code)
+	return b.String()
+}
+
+// Detail is what a person needs besides Error, one item a line: the server's DETAIL, HINT and
+// CONTEXT, the source line with a caret under the failing character, and a NOTE on what to do
+// or what stays in effect; "" when there is nothing to add. A long source line is cut to an
+// excerpt around the caret and the server's texts to maxServerText bytes each: a 10 MB line
+// must not become 10 MB of stderr. The CLI prints it under the error line; machine-readable
+// output (--json) carries Error only.
+func (e *MigrationError) Detail() string {
+	var lines []string
 	if e.Err.Detail != "" {
-		b.WriteString("\nDETAIL: " + clip(e.Err.Detail))
+		lines = append(lines, "DETAIL: "+clip(e.Err.Detail))
 	}
 	if e.Err.Hint != "" {
-		b.WriteString("\nHINT: " + clip(e.Err.Hint))
+		lines = append(lines, "HINT: "+clip(e.Err.Hint))
 	}
 	if e.Err.Where != "" {
-		b.WriteString("\nCONTEXT: " + strings.ReplaceAll(clip(e.Err.Where), "\n", "\n  "))
+		lines = append(lines, "CONTEXT: "+strings.ReplaceAll(clip(e.Err.Where), "\n", "\n  "))
 	}
 	if e.Line > 0 && e.Source != "" {
-		text, caret := caretExcerpt(e.Source, e.Col)
-		num := fmt.Sprint(e.Line)
-		pad := strings.Repeat(" ", len(num))
-		fmt.Fprintf(&b, "\n %s | %s\n %s | ", num, text, pad)
-		// Keep tabs so that the caret lines up under tab-indented SQL.
-		i := 0
-		for _, r := range text {
-			if i >= caret-1 {
-				break
-			}
-			if r == '\t' {
-				b.WriteByte('\t')
-			} else {
-				b.WriteByte(' ')
-			}
-			i++
-		}
-		b.WriteByte('^')
+		lines = append(lines, caretLines(e.Line, e.Source, e.Col))
 	}
 	if e.Err.Code == "25001" && !e.NoTransaction {
-		fmt.Fprintf(&b, "\nNOTE: this statement cannot run in a transaction; put it in its own file that starts with %q",
-			"-- "+directivePrefix+noTransaction)
+		lines = append(lines, fmt.Sprintf("NOTE: this statement cannot run in a transaction; put it in its own file that starts with %q",
+			"-- "+directivePrefix+noTransaction))
 	}
 	if e.NoTransaction {
-		b.WriteString("\nNOTE: the file runs without a transaction: statements before the failing one have taken effect and were not undone; it is not recorded as applied")
+		lines = append(lines, "NOTE: the file runs without a transaction: statements before the failing one have taken effect and were not undone; it is not recorded as applied")
 	}
+	return strings.Join(lines, "\n")
+}
+
+// caretLines draws line number num of the source, an excerpt of it around character col, and
+// a caret under that character on the line below.
+func caretLines(num int, source string, col int) string {
+	var b strings.Builder
+	text, caret := caretExcerpt(source, col)
+	n := fmt.Sprint(num)
+	fmt.Fprintf(&b, " %s | %s\n %s | ", n, text, strings.Repeat(" ", len(n)))
+	// Keep tabs so that the caret lines up under tab-indented SQL.
+	i := 0
+	for _, r := range text {
+		if i >= caret-1 {
+			break
+		}
+		if r == '\t' {
+			b.WriteByte('\t')
+		} else {
+			b.WriteByte(' ')
+		}
+		i++
+	}
+	b.WriteByte('^')
 	return b.String()
+}
+
+// oneLine keeps a server message on the error's one line: Postgres messages are one line, but
+// one raised by a migration (RAISE EXCEPTION) can hold anything.
+func oneLine(s string) string {
+	return strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ").Replace(s)
 }
 
 // Limits of what an error prints from the source and from the server.

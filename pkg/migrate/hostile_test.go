@@ -274,14 +274,14 @@ func TestHostileHugeLineErrorIsCapped(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			me := &MigrationError{File: "migrations/1_big.sql", Line: 1, Col: tt.col, Source: tt.line,
 				Err: &pgconn.PgError{Severity: "ERROR", Code: "22P02", Message: "invalid input syntax: \"" + huge + "\"", Detail: huge, Where: huge}}
-			msg := me.Error()
-			if len(msg) > 8<<10 {
-				t.Fatalf("message is %d bytes", len(msg))
+			msg, detail := me.Error(), me.Detail()
+			if len(msg) > 2<<10 || len(detail) > 8<<10 || strings.Contains(msg, "\n") {
+				t.Fatalf("message is %d bytes (%d lines), detail %d bytes", len(msg), strings.Count(msg, "\n")+1, len(detail))
 			}
 			if !strings.HasPrefix(msg, fmt.Sprintf("migrations/1_big.sql:1:%d: ERROR: invalid input syntax", tt.col)) {
 				t.Errorf("message does not start with file:line:col: %.200q", msg)
 			}
-			lines := strings.Split(msg, "\n")
+			lines := strings.Split(detail, "\n")
 			src, caret := lines[len(lines)-2], lines[len(lines)-1]
 			at := strings.Index(caret, "^")
 			if at < 0 || !strings.HasPrefix(string([]rune(src)[len([]rune(caret[:at])):]), tt.near) {

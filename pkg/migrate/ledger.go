@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -64,6 +65,90 @@ func (m *Migrator) readLedger(ctx context.Context, cols int) ([]ledgerRow, error
 		return nil, m.ledgerErr(err)
 	}
 	return out, nil
+}
+
+// ledgerCheck is what planning Up needs of the ledger: which migrations are applied, the
+// newest applied version, and the rows that do not match a file (changed, or without one),
+// which are all drifts can report.
+type ledgerCheck struct {
+	applied []bool // by index in m.migs
+	latest  int64
+	odd     []ledgerRow
+}
+
+// checkLedger reads the ledger's versions, names and checksums and compares them with the
+// files as it goes: with thousands applied, a run with nothing to do is mostly this, so a row
+// that matches its file costs no allocation.
+func (m *Migrator) checkLedger(ctx context.Context) (ledgerCheck, error) {
+	c := ledgerCheck{applied: make([]bool, len(m.migs))}
+	rows, err := m.conn.Query(ctx, "SELECT version, name, checksum FROM "+m.ledger+" ORDER BY version", pgx.QueryExecModeSimpleProtocol)
+	if err != nil {
+		return c, m.ledgerErr(err)
+	}
+	defer rows.Close()
+	j := 0 // the rows come in version order, as m.migs: one walk matches them
+	for rows.Next() {
+		raw := rows.RawValues()
+		v, ok := int64(0), false
+		if len(raw) == 3 && raw[1] != nil && raw[2] != nil {
+			v, ok = parseVersion(raw[0])
+		}
+		if !ok {
+			// Not the ledger's own column types: as readLedger scans them.
+			var r ledgerRow
+			if err := rows.Scan(&r.version, &r.name, &r.checksum); err != nil {
+				return c, fmt.Errorf("read ledger %s: %w", m.ledger, err)
+			}
+			v, raw = r.version, [][]byte{nil, []byte(r.name), []byte(r.checksum)}
+		}
+		if j > 0 && m.migs[j-1].Version >= v {
+			j = sort.Search(len(m.migs), func(i int) bool { return m.migs[i].Version >= v })
+		}
+		for j < len(m.migs) && m.migs[j].Version < v {
+			j++
+		}
+		if j < len(m.migs) && m.migs[j].Version == v {
+			c.applied[j] = true
+			mig := m.migs[j]
+			j++
+			if string(raw[1]) == mig.Name && string(raw[2]) == mig.Checksum {
+				c.latest = max(c.latest, v)
+				continue
+			}
+		}
+		c.odd = append(c.odd, ledgerRow{version: v, name: string(raw[1]), checksum: string(raw[2])})
+		c.latest = max(c.latest, v)
+	}
+	if err := rows.Err(); err != nil {
+		return ledgerCheck{applied: make([]bool, len(m.migs))}, m.ledgerErr(err)
+	}
+	return c, nil
+}
+
+// parseVersion parses a bigint in the text format, decimal digits and maybe a '-', of at most
+// 18 digits (no overflow); false sends the caller to pgx's scan.
+func parseVersion(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 19 {
+		return 0, false
+	}
+	neg := b[0] == '-'
+	if neg {
+		b = b[1:]
+	}
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var v int64
+	for _, d := range b {
+		if d < '0' || d > '9' {
+			return 0, false
+		}
+		v = v*10 + int64(d-'0')
+	}
+	if neg {
+		v = -v
+	}
+	return v, true
 }
 
 func (m *Migrator) ledgerErr(err error) error {

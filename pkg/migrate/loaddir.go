@@ -5,11 +5,12 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/poststack/poststack/pkg/exitcode"
+	"github.com/poststack/poststack/pkg/migrate/internal/dircache"
 	"github.com/poststack/poststack/pkg/safefile"
 )
 
@@ -18,6 +19,8 @@ type LoadOption func(*loadConfig) error
 
 type loadConfig struct {
 	cache string
+	// getenv, set by WithDefaultCache, finds the cache at CachePath.
+	getenv func(string) string
 	// root is where symbolic links among the files may lead ("" is the directory itself).
 	root string
 	// maxSize is the largest file read.
@@ -29,20 +32,53 @@ type loadConfig struct {
 	onRead func(base string)
 }
 
-// WithCache makes LoadDir keep what it learnt about each file in the file path (CachePath
-// names the usual place), and take it from there on later runs for the files whose stat has
-// not changed, instead of reading them. Their SQL is then read when it is about to run, and
-// refused if the file no longer has the checksum it was checked with. A cache that is missing,
-// unreadable or corrupt is ignored, and one that cannot be written is not written: the cache
-// only ever saves time. An empty path turns the cache off.
+// WithCache makes LoadDir keep what it learnt about each file in the file path, and take it
+// from there on later runs for the files whose stat has not changed, instead of reading them.
+// Their SQL is then read when it is about to run, and refused if the file no longer has the
+// checksum it was checked with. A cache that is missing, unreadable or corrupt is ignored, and
+// one that cannot be written is not written: the cache only ever saves time. An empty path
+// turns the cache off. Commands use WithDefaultCache.
 func WithCache(path string) LoadOption {
 	return func(c *loadConfig) error {
 		if path != "" && !filepath.IsAbs(path) {
 			return fmt.Errorf("migrations cache %s: not an absolute path", path)
 		}
-		c.cache = path
+		c.cache, c.getenv = path, nil
 		return nil
 	}
+}
+
+// WithDefaultCache is WithCache at the usual place, CachePath of the directory's absolute
+// path, found with getenv (os.Getenv in a command). Without a usable cache directory (no HOME)
+// LoadDir loads without a cache, which is only slower.
+func WithDefaultCache(getenv func(string) string) LoadOption {
+	return func(c *loadConfig) error {
+		if getenv == nil {
+			return errors.New("migrations cache: getenv is nil")
+		}
+		c.cache, c.getenv = "", getenv
+		return nil
+	}
+}
+
+// cachePath is where the cache of dir is, "" for none, and the absolute path of dir, which
+// the cache file names.
+func (c *loadConfig) cachePath(dir string) (path, abs string) {
+	if c.cache == "" && c.getenv == nil {
+		return "", ""
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", ""
+	}
+	if c.getenv == nil {
+		return c.cache, abs
+	}
+	p, err := CachePath(abs, c.getenv)
+	if err != nil {
+		return "", ""
+	}
+	return p, abs
 }
 
 // WithRoot names the project directory: a symbolic link among the migration files is then
@@ -78,10 +114,10 @@ func WithMaxFileSize(n int64) LoadOption {
 // temporary one) would only litter the cache directory.
 const cacheMinFiles = 500
 
-func countSQL(entries []dirEntry) int {
+func countSQL(entries []dircache.Entry) int {
 	n := 0
 	for _, e := range entries {
-		if strings.HasSuffix(e.name, sqlExt) {
+		if strings.HasSuffix(e.Name, sqlExt) {
 			n++
 		}
 	}
@@ -102,8 +138,14 @@ func WithLoadClock(now func() time.Time) LoadOption {
 
 // LoadDir is Load for a directory of the operating system's file system, named as the files
 // are named in problems and errors. It reads the files with fewer system calls than an fs.FS
-// can, which matters when thousands of files are checksummed on every run; WithCache avoids
-// reading the unchanged ones at all.
+// can, which matters when thousands of files are checksummed on every run; WithCache (or
+// WithDefaultCache) avoids reading the unchanged ones at all, and listing an unchanged
+// directory.
+//
+// With the cache, a rollback file the cache knows is not looked at, not even stat'ed: a run
+// with nothing to apply needs no rollback. It is checked, as LoadDir checks the other files,
+// before it is used (Script.Text), and all of them before a Migrator changes anything; until
+// then its Down.NoTransaction is what the cache says.
 func LoadDir(dir string, opts ...LoadOption) ([]*Migration, error) {
 	cfg := loadConfig{now: time.Now, cacheMin: cacheMinFiles, maxSize: safefile.DefaultMaxSize}
 	for _, o := range opts {
@@ -116,81 +158,155 @@ func LoadDir(dir string, opts ...LoadOption) ([]*Migration, error) {
 	if err != nil {
 		return nil, &SourceError{Problems: []Problem{{File: dir, Msg: "cannot read directory: " + readProblem(err)}}}
 	}
-	d, err := openDir(dir, root, cfg.maxSize)
+	d, err := dircache.Open(dir, root, cfg.maxSize)
 	if err != nil {
-		return nil, &SourceError{Problems: []Problem{{File: dir, Msg: fmt.Sprintf("cannot read directory: %v", unwrapPathError(err))}}}
+		return nil, dirProblem(dir, err)
 	}
-	defer d.close()
-	entries, err := d.list()
-	if err != nil {
-		return nil, &SourceError{Problems: []Problem{{File: dir, Msg: fmt.Sprintf("cannot read directory: %v", unwrapPathError(err))}}}
-	}
-	read := d.read
+	defer d.Close()
+	read := d.Read
 	if cfg.onRead != nil {
 		read = func(base string, mode fs.FileMode, buf []byte) ([]byte, error) {
 			cfg.onRead(base)
-			return d.read(base, mode, buf)
+			return d.Read(base, mode, buf)
 		}
 	}
-	join := func(base string) string { return filepath.Join(dir, base) }
-	if cfg.cache == "" || !d.canStat() || countSQL(entries) < cfg.cacheMin {
-		migs, _, err := loadEntries(entries, join, func(base, file string, mode fs.FileMode, buf []byte) (loaded, []byte) {
-			return loadFile(read, base, file, mode, buf)
+
+	cache, absDir := cfg.cachePath(dir)
+	var old dircache.Cache
+	var dirKey dircache.Key
+	if cache != "" && d.CanStat() {
+		// The directory's stat before its listing: an entry added after it changes it.
+		var ok bool
+		if dirKey, ok = d.Key(); ok {
+			old = dircache.ReadFile(cache, absDir)
+		} else {
+			cache = ""
+		}
+	} else {
+		cache = ""
+	}
+	var entries []dircache.Entry
+	var recs []*dircache.Record // recs[i] is the cache's record of entries[i], if any
+	listed := true
+	if cache != "" && old.Dir != (dircache.Key{}) && old.Dir == dirKey {
+		// Unchanged since the cache listed it: the same entries.
+		listed = false
+		entries, recs = old.Entries, old.Recs
+	} else {
+		all, err := d.List()
+		if err != nil {
+			return nil, dirProblem(dir, err)
+		}
+		// Only the names Load looks at: the cache keeps the listing.
+		entries = all[:0]
+		for _, e := range all {
+			if isCandidate(e.Name) {
+				entries = append(entries, e)
+			}
+		}
+		recs = align(entries, old)
+	}
+	join := joinAll(dir, entries)
+	if cache == "" || countSQL(entries) < cfg.cacheMin {
+		migs, _, err := loadEntries(entries, join, func(i int, file string, dst *Script, buf []byte) (loaded, []byte) {
+			return loadFile(read, entries[i].Name, file, entries[i].Mode, dst, buf)
 		})
 		return migs, err
 	}
-	old := readCache(cfg.cache, dir)
-	lookup := func(base string) *cachedFile {
-		i, found := sort.Find(len(old), func(i int) int { return strings.Compare(base, old[i].name) })
-		if !found {
-			return nil
+	migs, results, err := loadEntries(entries, join, func(i int, file string, dst *Script, buf []byte) (loaded, []byte) {
+		e, rec := entries[i], recs[i]
+		if e.Mode != 0 {
+			// Only regular files are cached: a symbolic link is checked and followed on
+			// every run.
+			return loadFile(read, e.Name, file, e.Mode, dst, buf)
 		}
-		return &old[i]
-	}
-	migs, results, err := loadEntries(entries, join, func(base, file string, mode fs.FileMode, buf []byte) (loaded, []byte) {
-		// Only regular files are cached: a symbolic link is checked and followed on every run.
-		key, ok := fileKey{}, false
-		if mode == 0 {
-			key, ok = d.stat(base)
+		if rec != nil && strings.HasSuffix(e.Name, rollbackExt) {
+			*dst = Script{File: file, NoTransaction: rec.NoTransaction, lazy: lazyText{path: file, sum: rec.Sum, max: cfg.maxSize, root: root, unchecked: rec}}
+			return loaded{desc: rec.Desc, sum: rec.Sum, rec: rec}, buf
 		}
+		key, ok := d.Stat(e.Name)
 		if !ok {
-			return loadFile(read, base, file, mode, buf)
+			return loadFile(read, e.Name, file, e.Mode, dst, buf)
 		}
-		if e := lookup(base); e != nil && e.key == key {
-			return loaded{
-				script: Script{File: file, NoTransaction: e.noTransaction, lazy: lazyText{path: file, sum: e.sum, max: cfg.maxSize}},
-				desc:   e.desc, sum: e.sum, hit: true,
-			}, buf
+		if rec != nil && rec.Key == key {
+			*dst = Script{File: file, NoTransaction: rec.NoTransaction, lazy: lazyText{path: file, sum: rec.Sum, max: cfg.maxSize}}
+			return loaded{desc: rec.Desc, sum: rec.Sum, rec: rec}, buf
 		}
-		l, buf := loadFile(read, base, file, mode, buf)
-		if len(l.problems) == 0 && !key.racy(ref) {
-			l.entry = &cacheEntry{key: key, sum: l.sum, noTransaction: l.script.NoTransaction, desc: l.desc}
+		l, buf := loadFile(read, e.Name, file, e.Mode, dst, buf)
+		if len(l.problems) == 0 && !key.Racy(ref) {
+			l.rec = &dircache.Record{Key: key, Sum: l.sum, NoTransaction: dst.NoTransaction, Desc: l.desc}
+			l.fresh = true
 		}
 		return l, buf
 	})
-	// Rewrite the cache only when it would say something new: a run that read nothing
-	// leaves it alone.
-	hits, dirty := 0, false
+	// Rewrite the cache only when it would say something new: a run that neither listed
+	// the directory nor read a file leaves it alone.
+	dirty := listed
 	for _, r := range results {
-		if r.hit {
-			hits++
-		}
-		dirty = dirty || r.entry != nil
+		dirty = dirty || r.fresh || r.rec != recs[r.index]
 	}
-	if dirty || hits != len(old) {
-		// results follow the sorted directory listing, so fresh is sorted too.
-		fresh := make([]cachedFile, 0, len(results))
-		for _, r := range results {
-			switch {
-			case r.hit:
-				fresh = append(fresh, *lookup(r.base))
-			case r.entry != nil:
-				fresh = append(fresh, cachedFile{r.base, *r.entry})
-			}
+	if dirty {
+		fresh := dircache.Cache{Entries: entries, Recs: make([]*dircache.Record, len(entries))}
+		if !dirKey.Racy(ref) {
+			fresh.Dir = dirKey
 		}
-		_ = writeCache(cfg.cache, dir, fresh) // a cache that cannot be written only costs time
+		for _, r := range results {
+			fresh.Recs[r.index] = r.rec
+		}
+		_ = dircache.WriteFile(cache, absDir, fresh) // a cache that cannot be written only costs time
 	}
 	return migs, err
+}
+
+// align returns, for each of the sorted entries, the record the cache has for it.
+func align(entries []dircache.Entry, c dircache.Cache) []*dircache.Record {
+	recs := make([]*dircache.Record, len(entries))
+	j := 0
+	for i, e := range entries {
+		for j < len(c.Entries) && c.Entries[j].Name < e.Name {
+			j++
+		}
+		if j < len(c.Entries) && c.Entries[j].Name == e.Name {
+			recs[i] = c.Recs[j]
+		}
+	}
+	return recs
+}
+
+// joinAll returns a function giving filepath.Join(dir, entries[i].Name) for the names Load
+// looks at: one string for all of them rather than thousands of small ones.
+func joinAll(dir string, entries []dircache.Entry) func(i int) string {
+	prefix := filepath.Clean(dir)
+	if prefix != string(filepath.Separator) {
+		prefix += string(filepath.Separator)
+	}
+	n := 0
+	for _, e := range entries {
+		n += len(prefix) + len(e.Name)
+	}
+	b := make([]byte, 0, n)
+	ends := make([]int, len(entries))
+	for i, e := range entries {
+		b = append(b, prefix...)
+		b = append(b, e.Name...)
+		ends[i] = len(b)
+	}
+	if len(b) == 0 {
+		return func(int) string { return "" }
+	}
+	all := unsafe.String(&b[0], len(b)) // never written again
+	return func(i int) string {
+		// A listed name is one clean element: no separator, not "." or "..".
+		if name := entries[i].Name; name == "" || name == "." || name == ".." || strings.ContainsRune(name, filepath.Separator) {
+			return filepath.Join(dir, name)
+		}
+		name := entries[i].Name
+		return all[ends[i]-len(prefix)-len(name) : ends[i]]
+	}
+}
+
+func dirProblem(dir string, err error) error {
+	return &SourceError{Problems: []Problem{{File: dir, Msg: fmt.Sprintf("cannot read directory: %v", unwrapPathError(err))}}}
 }
 
 // loadRoot returns the directory inside which symbolic links among the files of dir may lead:

@@ -108,19 +108,20 @@ const (
 	StatusMissingFile Status = "missing-file" // applied, and the file is gone
 )
 
-// State is one row of Status: a version known from the files, the ledger or both.
+// State is one row of Status: a version known from the files, the ledger or both. It has no
+// JSON form of its own: ps-migrate status --json renders it (durations as duration_ms).
 type State struct {
-	Version     int64  `json:"version"`
-	Name        string `json:"name"`
-	Status      Status `json:"status"`
-	File        string `json:"file,omitempty"`
-	Description string `json:"description,omitempty"`
-	// Applied* are zero for pending migrations.
-	AppliedAt time.Time     `json:"applied_at,omitzero"`
-	Duration  time.Duration `json:"duration_ns,omitempty"`
-	AppliedBy string        `json:"applied_by,omitempty"`
+	Version     int64
+	Name        string
+	Status      Status
+	File        string
+	Description string
+	// Applied* and Duration are zero for pending migrations.
+	AppliedAt time.Time
+	Duration  time.Duration
+	AppliedBy string
 	// Migration is nil for missing files.
-	Migration *Migration `json:"-"`
+	Migration *Migration
 }
 
 // Migrator applies migrations over one connection. It is not safe for concurrent use; run

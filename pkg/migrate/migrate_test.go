@@ -217,8 +217,8 @@ func TestErrorPositions(t *testing.T) {
 			if me.Line != tc.line || me.Col != tc.col || me.Err.Code != tc.code {
 				t.Fatalf("got %d:%d %s, want %d:%d %s\n%v", me.Line, me.Col, me.Err.Code, tc.line, tc.col, tc.code, err)
 			}
-			if tc.wantPrefix != "" && !strings.HasPrefix(err.Error(), tc.wantPrefix) {
-				t.Errorf("message\n%s\nwant prefix\n%s", err, tc.wantPrefix)
+			if msg := err.Error() + "\n" + me.Detail(); tc.wantPrefix != "" && !strings.HasPrefix(msg, tc.wantPrefix) {
+				t.Errorf("message\n%s\nwant prefix\n%s", msg, tc.wantPrefix)
 			}
 			var n int
 			if err := conn.QueryRow(ctx, "select count(*) from poststack."+schema+"_ledger").Scan(&n); err != nil || n != 0 {
@@ -238,17 +238,21 @@ func TestMessageHasDetailHintAndCaret(t *testing.T) {
 		"1_x.sql": "create table p (id int primary key);\ncreate table c (p int references p);\ninsert into c values (5);\n",
 	}))
 	_, err := m.Up(ctx, 0)
-	want := `migrations/1_x.sql:3:1: ERROR: insert or update on table "c" violates foreign key constraint "c_p_fkey" (SQLSTATE 23503)
-DETAIL: Key (p)=(5) is not present in table "p".
+	var me *MigrationError
+	if !errors.As(err, &me) {
+		t.Fatalf("Up = %v, want a *MigrationError", err)
+	}
+	wantErr := `migrations/1_x.sql:3:1: ERROR: insert or update on table "c" violates foreign key constraint "c_p_fkey" (SQLSTATE 23503)`
+	wantDetail := `DETAIL: Key (p)=(5) is not present in table "p".
  3 | insert into c values (5);
    | ^`
-	if err == nil || err.Error() != want {
-		t.Fatalf("message\n%v\nwant\n%s", err, want)
+	if err.Error() != wantErr || me.Detail() != wantDetail {
+		t.Fatalf("message\n%v\ndetail\n%s\nwant\n%s\n%s", err, me.Detail(), wantErr, wantDetail)
 	}
 	m = newMigrator(t, conn, load(t, map[string]string{"1_x.sql": "create table q (a int);\ncreate index concurrently qi on q (a);\n"}))
 	_, err = m.Up(ctx, 0)
-	if err == nil || !strings.Contains(err.Error(), "migrations/1_x.sql:2:1: ERROR: CREATE INDEX CONCURRENTLY cannot run inside a transaction block (SQLSTATE 25001)") ||
-		!strings.Contains(err.Error(), `NOTE: this statement cannot run in a transaction; put it in its own file that starts with "-- poststack:no-transaction"`) {
+	if !errors.As(err, &me) || err.Error() != "migrations/1_x.sql:2:1: ERROR: CREATE INDEX CONCURRENTLY cannot run inside a transaction block (SQLSTATE 25001)" ||
+		!strings.Contains(me.Detail(), `NOTE: this statement cannot run in a transaction; put it in its own file that starts with "-- poststack:no-transaction"`) {
 		t.Fatalf("message\n%v", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/poststack/poststack/pkg/migrate/internal/dircache"
 	"github.com/poststack/poststack/pkg/safefile"
 	"github.com/poststack/poststack/pkg/sqlscan"
 )
@@ -170,15 +171,15 @@ func invalidUTF8(data []byte) int {
 	return -1
 }
 
-// loaded is the outcome of reading one file.
+// loaded is what loading one file learnt, besides its script.
 type loaded struct {
-	script   Script
 	desc     string
 	sum      [sha256.Size]byte
 	problems []Problem
-	// hit is set when the result came from the cache; entry, when it can go into the cache.
-	hit   bool
-	entry *cacheEntry
+	// rec is what the cache is to keep about the file (nil: nothing); fresh is set when the
+	// file was read to make it, rather than taken from the cache.
+	rec   *dircache.Record
+	fresh bool
 }
 
 // readFunc reads the file base of the migrations directory, whose type as listed is mode (0 for
@@ -187,9 +188,13 @@ type loaded struct {
 // larger than the size cap, or is a symbolic link leading outside the project.
 type readFunc func(base string, mode fs.FileMode, buf []byte) ([]byte, error)
 
-// loadFile reads, checks and parses one migration or rollback file.
-func loadFile(read readFunc, base, file string, mode fs.FileMode, buf []byte) (loaded, []byte) {
-	out := loaded{script: Script{File: file}}
+// loadFile reads, checks and parses one migration or rollback file into *s.
+func loadFile(read readFunc, base, file string, mode fs.FileMode, s *Script, buf []byte) (loaded, []byte) {
+	var out loaded
+	*s = Script{File: file}
+	if buf == nil {
+		buf = make([]byte, 0, 64<<10)
+	}
 	data, err := read(base, mode, buf)
 	if cap(data) > cap(buf) {
 		buf = data[:0]
@@ -207,14 +212,14 @@ func loadFile(read readFunc, base, file string, mode fs.FileMode, buf []byte) (l
 		out.problems = append(out.problems, Problem{File: file, Line: lineOf(data, off), Msg: "contains a NUL byte"})
 		return out, buf
 	}
-	out.script.SQL, out.sum = normalize(data)
-	d, probs := parseDirectives(out.script.SQL)
+	s.SQL, out.sum = normalize(data)
+	d, probs := parseDirectives(s.SQL)
 	for _, p := range probs {
 		out.problems = append(out.problems, Problem{File: file, Line: p.line, Msg: p.msg})
 	}
-	out.script.NoTransaction, out.desc = d.NoTransaction, d.Description
+	s.NoTransaction, out.desc = d.NoTransaction, d.Description
 	if !d.NoTransaction {
-		if st, ok := sqlscan.HasTransactionControl(sqlscan.Split(out.script.SQL)); ok {
+		if st, ok := sqlscan.HasTransactionControl(sqlscan.Split(s.SQL)); ok {
 			out.problems = append(out.problems, Problem{File: file, Line: st.Line, Msg: fmt.Sprintf(
 				"%q would end the transaction the migration runs in; remove it, or add %q to run the file outside a transaction",
 				excerpt(firstLine(st.SQL)), "-- "+directivePrefix+noTransaction)})

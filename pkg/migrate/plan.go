@@ -58,35 +58,37 @@ func (m *Migrator) planUp(ctx context.Context, target int64, notify bool) ([]*Mi
 			return nil, exitcode.Usagef("target version %d: no migration has that version", target)
 		}
 	}
-	rows, err := m.readLedger(ctx, ledgerChecks)
+	lc, err := m.checkLedger(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if err := m.checkDrift(rows, notify); err != nil {
+	// The rows that match their files are no drift: checkDrift needs only the others.
+	if err := m.checkDrift(lc.odd, notify); err != nil {
 		return nil, err
-	}
-	applied := make(map[int64]bool, len(rows))
-	var latest int64
-	for _, r := range rows {
-		applied[r.version] = true
-		latest = max(latest, r.version)
 	}
 	var pending []*Migration
 	var early []int64
-	for _, mig := range m.migs {
+	for i, mig := range m.migs {
 		if target > 0 && mig.Version > target {
 			break
 		}
-		if applied[mig.Version] {
+		if lc.applied[i] {
 			continue
 		}
-		if mig.Version < latest {
+		if mig.Version < lc.latest {
 			early = append(early, mig.Version)
 		}
 		pending = append(pending, mig)
 	}
 	if len(early) > 0 && !m.cfg.allowOutOfOrder {
-		return nil, &OutOfOrderError{Versions: early, Latest: latest}
+		return nil, &OutOfOrderError{Versions: early, Latest: lc.latest}
+	}
+	if len(pending) > 0 {
+		// Something will run: every file must pass LoadDir's checks first, the rollbacks
+		// it left to check too.
+		if err := checkFiles(m.migs); err != nil {
+			return nil, err
+		}
 	}
 	return pending, nil
 }
@@ -171,6 +173,9 @@ func (m *Migrator) planDown(ctx context.Context, to DownTarget, notify bool) ([]
 		if !inFiles && !inLedger {
 			return nil, exitcode.Usagef("target version %d: no migration has that version", to.version)
 		}
+	}
+	if err := checkFiles(m.migs); err != nil {
+		return nil, err
 	}
 	var steps []Step
 	var missing []int64

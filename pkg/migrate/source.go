@@ -1,17 +1,21 @@
 package migrate
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io/fs"
 	"path"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/poststack/poststack/pkg/exitcode"
+	"github.com/poststack/poststack/pkg/migrate/internal/dircache"
 	"github.com/poststack/poststack/pkg/safefile"
 )
 
@@ -25,7 +29,9 @@ type Script struct {
 	// reads it then (the Migrator calls Text before it runs anything).
 	SQL string
 	// NoTransaction is set by a leading "-- poststack:no-transaction" comment: the statements
-	// then run one by one outside a transaction (CREATE INDEX CONCURRENTLY needs that).
+	// then run one by one outside a transaction (CREATE INDEX CONCURRENTLY needs that). For a
+	// rollback LoadDir took from its cache without looking at the file, it is what the cache
+	// says until Text has checked the file (see LoadDir).
 	NoTransaction bool
 
 	// lazy is set (its path is not empty) while SQL has not been read; see Text.
@@ -84,6 +90,16 @@ func (e *SourceError) Error() string {
 // ExitCode is 2: bad input, nothing was changed.
 func (e *SourceError) ExitCode() int { return exitcode.Usage }
 
+// sortProblems puts problems in the order a SourceError lists them: by file, then line.
+func sortProblems(problems []Problem) {
+	sort.SliceStable(problems, func(i, j int) bool {
+		if problems[i].File != problems[j].File {
+			return problems[i].File < problems[j].File
+		}
+		return problems[i].Line < problems[j].Line
+	})
+}
+
 // Load reads the migrations in dir of fsys, sorted by version. Files whose names do not start
 // with '.' and end in ".sql" must be migrations ("<version>_<name>.sql") or rollbacks
 // ("<version>_<name>.rollback.sql"); other files (README.md, …) and directories are ignored.
@@ -107,13 +123,13 @@ func Load(fsys fs.FS, dir string) ([]*Migration, error) {
 	read := func(base string, mode fs.FileMode, _ []byte) ([]byte, error) {
 		return readFS(fsys, path.Join(dir, base), mode, safefile.DefaultMaxSize)
 	}
-	list := make([]dirEntry, len(entries))
+	list := make([]dircache.Entry, len(entries))
 	for i, e := range entries {
-		list[i] = dirEntry{e.Name(), e.Type()}
+		list[i] = dircache.Entry{Name: e.Name(), Mode: e.Type()}
 	}
-	migs, _, err := loadEntries(list, func(base string) string { return path.Join(dir, base) },
-		func(base, file string, mode fs.FileMode, buf []byte) (loaded, []byte) {
-			return loadFile(read, base, file, mode, buf)
+	migs, _, err := loadEntries(list, func(i int) string { return path.Join(dir, list[i].Name) },
+		func(i int, file string, dst *Script, buf []byte) (loaded, []byte) {
+			return loadFile(read, list[i].Name, file, list[i].Mode, dst, buf)
 		})
 	return migs, err
 }
@@ -144,46 +160,110 @@ func readFS(fsys fs.FS, name string, mode fs.FileMode, limit int64) ([]byte, err
 	return safefile.ReadAll(name, f, st.Size(), limit)
 }
 
-// dirEntry is a directory entry as listed.
-type dirEntry struct {
-	name string
-	// mode holds the entry's type bits only: 0 for a regular file, fs.ModeSymlink for a
-	// symbolic link (not followed), fs.ModeDir, fs.ModeNamedPipe, ….
-	mode fs.FileMode
-}
-
-// fileResult is the outcome of loading the file base.
+// fileResult is the outcome of loading the file entries[index] of loadEntries.
 type fileResult struct {
-	base string
+	index int
 	loaded
 }
 
+// isCandidate reports whether a listed name is one Load looks at: the others are ignored.
+func isCandidate(base string) bool {
+	return !strings.HasPrefix(base, ".") && (strings.HasSuffix(base, sqlExt) || strings.HasSuffix(strings.ToLower(base), sqlExt))
+}
+
+// loadFunc loads the file entries[i], named file in problems, into *dst, using buf as scratch
+// space; it returns what else it learnt and the buffer to use next.
+type loadFunc func(i int, file string, dst *Script, buf []byte) (loaded, []byte)
+
 // loadEntries loads the migration files among entries with load, in parallel, and puts them
 // together. It returns, besides the migrations, what load returned for each file it was given.
-func loadEntries(entries []dirEntry, join func(string) string, load func(base, file string, mode fs.FileMode, buf []byte) (loaded, []byte)) ([]*Migration, []fileResult, error) {
+//
+// The names alone decide where each file's script goes (a migration, its rollback, or nowhere
+// for a file that is a problem by its name), so that the loads write the scripts in place:
+// with thousands of files, every copy and every allocation shows in a run that has little
+// else to do.
+func loadEntries(entries []dircache.Entry, join func(i int) string, load loadFunc) ([]*Migration, []fileResult, error) {
 	type candidate struct {
-		base, file string
-		mode       fs.FileMode
-		name       fileName
+		index int
+		file  string
+		name  fileName
+		dst   *Script
+		mig   int // index in slab of the migration, or of the one a rollback belongs to; -1: none
 	}
 	var problems []Problem
 	cands := make([]candidate, 0, len(entries))
-	for _, e := range entries {
-		base := e.name
-		if strings.HasPrefix(base, ".") || !strings.HasSuffix(strings.ToLower(base), sqlExt) {
+	nDown := 0
+	for i, e := range entries {
+		if !isCandidate(e.Name) {
 			continue
 		}
-		file := join(base)
-		if e.mode.IsDir() {
+		file := join(i)
+		if e.Mode.IsDir() {
 			problems = append(problems, Problem{File: file, Msg: "is a directory, not a migration file"})
 			continue
 		}
-		fn, err := parseName(base)
+		fn, err := parseName(e.Name)
 		if err != nil {
 			problems = append(problems, Problem{File: file, Msg: "bad migration file name: " + err.Error()})
 			continue
 		}
-		cands = append(cands, candidate{base, file, e.mode, fn})
+		if fn.rollback {
+			nDown++
+		}
+		cands = append(cands, candidate{index: i, file: file, name: fn, mig: -1})
+	}
+
+	// One allocation for all migrations, one for all rollbacks: thousands of small ones show.
+	slab := make([]Migration, 0, len(cands)-nDown)
+	downs := make([]Script, nDown)
+	var spare []Script // the scripts of files that are problems by their names
+	byVersion := make(map[int64]int, len(cands)-nDown)
+	for i := range cands {
+		c := &cands[i]
+		if c.name.rollback {
+			continue
+		}
+		if prev, ok := byVersion[c.name.version]; ok {
+			problems = append(problems, Problem{File: c.file, Msg: fmt.Sprintf("duplicate version %d (also %s)", c.name.version, slab[prev].Up.File)})
+			continue
+		}
+		c.mig = len(slab)
+		byVersion[c.name.version] = c.mig
+		slab = append(slab, Migration{Version: c.name.version, Name: c.name.name, Up: Script{File: c.file}})
+	}
+	nd := 0
+	for i := range cands {
+		c := &cands[i]
+		switch k, ok := byVersion[c.name.version]; {
+		case !c.name.rollback:
+			if c.mig >= 0 {
+				c.dst = &slab[c.mig].Up
+			}
+		case !ok || slab[k].Name != c.name.name:
+			want := fmt.Sprintf("%d_%s.sql", c.name.version, c.name.name)
+			if ok {
+				want += fmt.Sprintf("; version %d is %s", c.name.version, slab[k].Up.File)
+			}
+			problems = append(problems, Problem{File: c.file, Msg: "rollback without migration (no " + want + ")"})
+		case slab[k].Down != nil:
+			problems = append(problems, Problem{File: c.file, Msg: fmt.Sprintf("duplicate rollback for version %d (also %s)", c.name.version, slab[k].Down.File)})
+		default:
+			c.mig, c.dst = k, &downs[nd]
+			c.dst.File = c.file
+			slab[k].Down = c.dst
+			nd++
+		}
+		if c.dst == nil {
+			// Still read: its own problems are reported too.
+			spare = append(spare, Script{})
+		}
+	}
+	si := 0
+	for i := range cands {
+		if cands[i].dst == nil {
+			cands[i].dst = &spare[si]
+			si++
+		}
 	}
 
 	// System calls dominate; more workers than cores keep them overlapping.
@@ -196,7 +276,7 @@ func loadEntries(entries []dirEntry, join func(string) string, load func(base, f
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			buf := make([]byte, 0, 64<<10)
+			var buf []byte // made by the first read: a load from the cache reads nothing
 			for {
 				next.Lock()
 				i := idx
@@ -206,72 +286,40 @@ func loadEntries(entries []dirEntry, join func(string) string, load func(base, f
 					return
 				}
 				for j := i; j < min(i+16, len(cands)); j++ {
-					results[j].base = cands[j].base
-					results[j].loaded, buf = load(cands[j].base, cands[j].file, cands[j].mode, buf)
+					c := &cands[j]
+					results[j].index = c.index
+					results[j].loaded, buf = load(c.index, c.file, c.dst, buf)
 				}
 			}
 		}()
 	}
 	wg.Wait()
 
-	byVersion := make(map[int64]*Migration, len(cands))
-	// One allocation for all migrations, one for all rollbacks, one for all checksums:
-	// thousands of small ones show in a run that has little else to do.
-	slab := make([]Migration, 0, len(cands))
-	sums := make([][sha256.Size]byte, 0, len(cands))
-	downs := make([]Script, 0, len(cands))
-	var rollbacks []int // indexes of cands
-	for i, c := range cands {
-		l := &results[i].loaded
-		problems = append(problems, l.problems...)
-		if c.name.rollback {
-			rollbacks = append(rollbacks, i)
-			continue
-		}
-		if prev, ok := byVersion[c.name.version]; ok {
-			problems = append(problems, Problem{File: c.file, Msg: fmt.Sprintf("duplicate version %d (also %s)", c.name.version, prev.Up.File)})
-			continue
-		}
-		slab = append(slab, Migration{Version: c.name.version, Name: c.name.name, Description: l.desc, Up: l.script})
-		sums = append(sums, l.sum)
-		byVersion[c.name.version] = &slab[len(slab)-1]
-	}
-	for _, i := range rollbacks {
-		r := cands[i]
-		m, ok := byVersion[r.name.version]
-		switch {
-		case !ok || m.Name != r.name.name:
-			want := fmt.Sprintf("%d_%s.sql", r.name.version, r.name.name)
-			if ok {
-				want += fmt.Sprintf("; version %d is %s", r.name.version, m.Up.File)
-			}
-			problems = append(problems, Problem{File: r.file, Msg: "rollback without migration (no " + want + ")"})
-		case m.Down != nil:
-			problems = append(problems, Problem{File: r.file, Msg: fmt.Sprintf("duplicate rollback for version %d (also %s)", r.name.version, m.Down.File)})
-		default:
-			downs = append(downs, results[i].script)
-			m.Down = &downs[len(downs)-1]
-		}
+	for i := range cands {
+		problems = append(problems, results[i].problems...)
 	}
 	if len(problems) > 0 {
-		sort.SliceStable(problems, func(i, j int) bool {
-			if problems[i].File != problems[j].File {
-				return problems[i].File < problems[j].File
-			}
-			return problems[i].Line < problems[j].Line
-		})
+		sortProblems(problems)
 		return nil, results, &SourceError{Problems: problems}
 	}
-	hexSums := make([]byte, hex.EncodedLen(sha256.Size)*len(sums))
-	for i := range sums {
-		hex.Encode(hexSums[i*hex.EncodedLen(sha256.Size):], sums[i][:])
+	if len(slab) == 0 {
+		return []*Migration{}, results, nil
 	}
-	all := string(hexSums)
+	// One string for all checksums.
+	const hexLen = 2 * sha256.Size
+	hexSums := make([]byte, hexLen*len(slab))
+	for i := range cands {
+		if c := &cands[i]; !c.name.rollback {
+			hex.Encode(hexSums[c.mig*hexLen:], results[i].sum[:])
+			slab[c.mig].Description = results[i].desc
+		}
+	}
+	all := unsafe.String(&hexSums[0], len(hexSums)) // never written again
 	migs := make([]*Migration, len(slab))
 	for i := range slab {
-		slab[i].Checksum = all[i*hex.EncodedLen(sha256.Size) : (i+1)*hex.EncodedLen(sha256.Size)]
+		slab[i].Checksum = all[i*hexLen : (i+1)*hexLen]
 		migs[i] = &slab[i]
 	}
-	sort.Slice(migs, func(i, j int) bool { return migs[i].Version < migs[j].Version })
+	slices.SortFunc(migs, func(a, b *Migration) int { return cmp.Compare(a.Version, b.Version) })
 	return migs, results, nil
 }

@@ -73,12 +73,12 @@ func (s *Server) prepareData(ctx context.Context, entry *cacheEntry) error {
 			err := copyTree(entry.dataDir(), s.dataDir, s.id)
 			if err == nil {
 				s.version, s.cacheHit = v, true
-				s.logger.Debug("pgnative: data directory copied from cache", "cache", entry.dir, "elapsed", time.Since(began))
+				s.report.Info("data directory copied from the cache", time.Since(began), "cache", entry.dir)
 				return ctx.Err()
 			}
 			// A damaged entry must not break Start: fall back to initdb, which replaces nothing
 			// in the cache (the entry's name is taken), and say so.
-			s.logger.Warn("pgnative: cannot copy cached data directory; running initdb", "cache", entry.dir, "err", err)
+			s.report.Warn("cannot copy the cached data directory; running initdb", err, "cache", entry.dir)
 			entry = nil
 			if err := removeAll(s.dataDir); err != nil {
 				return err
@@ -98,10 +98,10 @@ func (s *Server) prepareData(ctx context.Context, entry *cacheEntry) error {
 		began := time.Now()
 		snap, err := s.snapshot(-1)
 		if err != nil {
-			s.logger.Warn("pgnative: cannot store data directory in cache", "cache", entry.dir, "err", err)
+			s.report.Warn("cannot store the data directory in the cache", err, "cache", entry.dir)
 			return nil
 		}
-		s.logger.Debug("pgnative: initialised data directory copied for the cache", "elapsed", time.Since(began))
+		s.report.Info("initialised data directory copied for the cache", time.Since(began))
 		s.storeAsync(*entry, snap, version, false)
 	}
 	return nil
@@ -109,8 +109,9 @@ func (s *Server) prepareData(ctx context.Context, entry *cacheEntry) error {
 
 // initdb creates the cluster with a password nobody keeps: the cached copy must not carry a
 // usable secret, so every server, cached or not, gets its own password from setPassword.
-func (s *Server) initdb(ctx context.Context) error {
-	began := time.Now()
+func (s *Server) initdb(ctx context.Context) (err error) {
+	done := s.report.Step("initdb")
+	defer func() { done(err) }()
 	throwaway, err := randomToken()
 	if err != nil {
 		return err
@@ -132,7 +133,6 @@ func (s *Server) initdb(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("pgnative: %s %s: %w\n%s", s.bins.initdb, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 	}
-	s.logger.Debug("pgnative: initdb done", "elapsed", time.Since(began))
 	return nil
 }
 

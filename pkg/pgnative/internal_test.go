@@ -2,13 +2,14 @@ package pgnative
 
 import (
 	"encoding/base64"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/poststack/poststack/pkg/progress"
 )
 
 func TestScramVerifierMatchesIndependentComputation(t *testing.T) {
@@ -157,7 +158,7 @@ func TestSweepRemovesOnlyAbandonedDirectories(t *testing.T) {
 	dead := mk(dirPrefix+"dead", "2147483000 5")
 	fresh := mk(dirPrefix+"fresh", "") // owner not written yet
 	other := mk("unrelated", "2147483000 5")
-	sweep(parent, slog.New(slog.DiscardHandler))
+	sweep(parent, progress.Reporter{})
 	for dir, wantKept := range map[string]bool{live: true, reused: false, dead: false, fresh: true, other: true} {
 		_, err := os.Stat(dir)
 		if kept := err == nil; kept != wantKept {
@@ -213,7 +214,7 @@ func TestEvictSeededKeepsTheMostRecentlyUsed(t *testing.T) {
 	old := now.Add(-time.Hour)
 	_ = os.Chtimes(foreign.dir, old, old)
 
-	evictSeeded(entries[0], 8, func(m string, a ...any) { t.Log(append([]any{m}, a...)...) })
+	evictSeeded(entries[0], 8, progress.NewReporter("pgnative", progress.Lines(t.Logf)))
 	for i, e := range entries {
 		_, err := os.Stat(e.dir)
 		if kept := err == nil; kept != (i < 8) {

@@ -4,13 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
 
+	"github.com/poststack/poststack/pkg/progress"
 	"github.com/poststack/poststack/pkg/xdg"
 )
 
@@ -25,7 +25,7 @@ type config struct {
 	noCache   bool
 	tempDir   string
 	settings  map[string]string
-	logger    *slog.Logger
+	progress  progress.Func
 	logWriter io.Writer
 	getenv    func(string) string
 	pickPort  func() (int, error) // freePort; tests replace it to force a taken port
@@ -35,7 +35,6 @@ type config struct {
 
 func newConfig(opts []Option) (*config, error) {
 	c := &config{
-		logger:    slog.New(slog.DiscardHandler),
 		logWriter: io.Discard,
 		getenv:    os.Getenv,
 		pickPort:  freePort,
@@ -168,14 +167,13 @@ func WithSettings(settings map[string]string) Option {
 	}
 }
 
-// WithLogger receives progress (initdb, cache hits, start and stop timings) at debug level and
-// problems that Start works around (a cache that cannot be written) at warn level.
-func WithLogger(l *slog.Logger) Option {
+// WithProgress receives the progress of Start and Stop (Op "pgnative"): initdb as a step,
+// cache hits, start and stop timings as Info events with their details in Attrs, and problems
+// that Start works around (a cache that cannot be written) as Warn events. Calls are
+// serialised. nil (the default) discards them.
+func WithProgress(fn progress.Func) Option {
 	return func(c *config) error {
-		if l == nil {
-			return errors.New("WithLogger: nil logger")
-		}
-		c.logger = l
+		c.progress = fn
 		return nil
 	}
 }

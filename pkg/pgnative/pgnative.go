@@ -23,7 +23,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -32,6 +31,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/poststack/poststack/pkg/progress"
 )
 
 // Superuser is the role initdb creates and the URLs log in as.
@@ -42,6 +43,10 @@ const (
 	maxPortAttempts = 5
 	// readyTimeout bounds the wait for a started server when ctx has no earlier deadline.
 	readyTimeout = 60 * time.Second
+	// handshakeTimeout bounds the TCP handshake of the connection that proves URL reaches the
+	// server: on loopback the kernel completes it at once, however busy the machine, so only a
+	// port forwarded into a void waits that long.
+	handshakeTimeout = 5 * time.Second
 	// stopGrace is how long Stop lets a fast shutdown run before killing the processes.
 	stopGrace = 10 * time.Second
 	// maxSocketPath is the longest unix socket path the kernel accepts (sun_path minus its NUL).
@@ -68,7 +73,7 @@ type Server struct {
 	version  string
 	bins     binaries
 	id       identity
-	logger   *slog.Logger
+	report   progress.Reporter
 	cacheHit bool
 	seeded   bool
 
@@ -87,12 +92,11 @@ type Server struct {
 }
 
 // Start initialises and starts a server in a new temporary directory on a free 127.0.0.1 port,
-// and returns once the server has accepted a connection and the superuser has its generated
-// password. A second connection through URL to prove it would cost a backend start (~20 ms):
-// the postmaster reports ready only after binding 127.0.0.1 (failing to bind is fatal with
-// listen_addresses set), and the password and pg_hba.conf rule are ours. On any failure,
-// including ctx ending, it stops what it started and removes the directory; a server that
-// exited early has the last lines of its log in the error.
+// and returns once the superuser has its generated password and a connection through URL has
+// reached the server. A port that connections to 127.0.0.1 do not reach, although the server
+// could bind it (a container engine forwarding it elsewhere), is left for another free one. On
+// any failure, including ctx ending, it stops what it started and removes the directory; a
+// server that exited early has the last lines of its log in the error.
 func Start(ctx context.Context, opts ...Option) (_ *Server, err error) {
 	began := time.Now()
 	defer func() {
@@ -118,7 +122,8 @@ func Start(ctx context.Context, opts ...Option) (_ *Server, err error) {
 		return nil, err
 	}
 	parent := cfg.resolveTempDir()
-	sweep(parent, cfg.logger)
+	report := progress.NewReporter("pgnative", cfg.progress)
+	sweep(parent, report)
 	dir, err := os.MkdirTemp(parent, dirPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("pgnative: %w", err)
@@ -138,7 +143,7 @@ func Start(ctx context.Context, opts ...Option) (_ *Server, err error) {
 		password: password,
 		bins:     bins,
 		id:       id,
-		logger:   cfg.logger,
+		report:   report,
 	}
 	defer func() {
 		if err != nil {
@@ -188,9 +193,12 @@ func Start(ctx context.Context, opts ...Option) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := s.reachThroughURL(ctx, cfg); err != nil {
+		return nil, err
+	}
 	s.stores.Wait()
-	s.logger.Debug("pgnative: server started", "dir", s.dir, "port", s.port, "version", s.version,
-		"cached", s.cacheHit, "elapsed", time.Since(began))
+	s.report.Info("server started", time.Since(began), "dir", s.dir, "port", s.port, "version", s.version,
+		"cached", s.cacheHit)
 	return s, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -18,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/poststack/poststack/internal/testenv"
 	"github.com/poststack/poststack/pkg/pgnative"
+	"github.com/poststack/poststack/pkg/progress"
 )
 
 // sharedCache is one data-directory cache for the whole test binary, so that only the first
@@ -305,7 +307,8 @@ func TestCachedAndUncached(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			began := time.Now()
-			srv, err := pgnative.Start(ctx, tc.opts...)
+			var events []progress.Event
+			srv, err := pgnative.Start(ctx, append(tc.opts, pgnative.WithProgress(func(e progress.Event) { events = append(events, e) }))...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -314,6 +317,7 @@ func TestCachedAndUncached(t *testing.T) {
 			if srv.Cached() != tc.wantCached {
 				t.Errorf("Cached() = %v, want %v", srv.Cached(), tc.wantCached)
 			}
+			assertProgress(t, events, srv)
 			if got := entries(); len(got) != tc.wantEntries {
 				t.Errorf("cache holds %v, want %d entries", got, tc.wantEntries)
 			}
@@ -331,6 +335,41 @@ func TestCachedAndUncached(t *testing.T) {
 			prevPassword = srv.Password()
 		})
 	}
+}
+
+// assertProgress: a cold start reports initdb as a step, a cached one the
+// copy; both report the postmaster's readiness with its port and
+// directory, every event as Op "pgnative".
+func assertProgress(t *testing.T, events []progress.Event, srv *pgnative.Server) {
+	t.Helper()
+	var lines []string
+	var initdb, copied, ready bool
+	for _, e := range events {
+		lines = append(lines, progress.Line(e))
+		switch {
+		case e.Op != "pgnative":
+			t.Errorf("event of op %q", e.Op)
+		case e.Step == "initdb" && e.Kind == progress.Done && e.Elapsed > 0:
+			initdb = true
+		case e.Message == "data directory copied from the cache":
+			copied = true
+		case e.Message == "postgres accepts connections":
+			ready = hasAttr(e, slog.Int("port", srv.Port())) && hasAttr(e, slog.String("dir", srv.Dir()))
+		}
+	}
+	if initdb == srv.Cached() || copied != srv.Cached() || !ready {
+		t.Errorf("cached %v: initdb step %v, copy %v, ready with port and dir %v; events:\n%s",
+			srv.Cached(), initdb, copied, ready, strings.Join(lines, "\n"))
+	}
+}
+
+func hasAttr(e progress.Event, want slog.Attr) bool {
+	for _, a := range e.Attrs {
+		if a.Equal(want) {
+			return true
+		}
+	}
+	return false
 }
 
 func TestStartErrors(t *testing.T) {
@@ -550,7 +589,6 @@ func TestOptionsRejectNonsense(t *testing.T) {
 		{"reserved setting, other case", pgnative.WithSettings(map[string]string{"Listen_Addresses": "*"}), "127.0.0.1"},
 		{"bad setting name", pgnative.WithSettings(map[string]string{"a b": "1"}), "not a setting name"},
 		{"line break in value", pgnative.WithSettings(map[string]string{"work_mem": "1\nfsync=on"}), "line break"},
-		{"nil logger", pgnative.WithLogger(nil), "WithLogger"},
 		{"nil log writer", pgnative.WithLogWriter(nil), "WithLogWriter"},
 		{"nil getenv", pgnative.WithGetenv(nil), "WithGetenv"},
 	}
@@ -752,4 +790,95 @@ func TestTakenPortIsRetried(t *testing.T) {
 	if len(picked) != 2 || srv.Port() != picked[1] || srv.Port() == busyPort {
 		t.Errorf("picked %v, server on %d: want a retry away from %d", picked, srv.Port(), busyPort)
 	}
+}
+
+// forwardedPortEnv makes TestForwardedPortIsLeft run its inner half, in the network namespace
+// where its outer half forwarded the port the value names elsewhere.
+const forwardedPortEnv = "PGNATIVE_TEST_FORWARDED_PORT"
+
+// TestForwardedPortIsLeft hands Start a port that is free to bind but that connections to
+// 127.0.0.1 do not reach, as podman's port forwarding (an iptables DNAT rule, which outlives a
+// container that was not torn down cleanly) leaves it: Start must move the server to another
+// port rather than return a URL that is refused. The rule lives in a network namespace of the
+// test's own, so that nothing outlives the test.
+func TestForwardedPortIsLeft(t *testing.T) {
+	requireBinaries(t)
+	if v := os.Getenv(forwardedPortEnv); v != "" {
+		forwardedPortIsLeft(t, v)
+		return
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, for a network namespace and an iptables rule in it")
+	}
+	for _, prog := range []string{"unshare", "ip", "iptables"} {
+		if _, err := exec.LookPath(prog); err != nil {
+			t.Skipf("%s is not installed", prog)
+		}
+	}
+	// Any port: the namespace has no other listener. Port 1 has none either, so a forwarded
+	// connection is refused, as in a DNAT rule to a container that is gone.
+	const port = "45432"
+	script := `ip link set lo up &&
+iptables -t nat -A OUTPUT -d 127.0.0.1 -p tcp --dport "$1" -j DNAT --to-destination 127.0.0.1:1 &&
+exec "$2" -test.run='^TestForwardedPortIsLeft$' -test.count=1 -test.v`
+	cmd := exec.Command("unshare", "--net", "--", "sh", "-c", script, "sh", port, os.Args[0])
+	cmd.Env = append(os.Environ(), forwardedPortEnv+"="+port, "PGNATIVE_TEST_CACHE="+sharedCache)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("in a network namespace: %v\n%s", err, out)
+	}
+}
+
+func forwardedPortIsLeft(t *testing.T, port string) {
+	forwarded, err := strconv.Atoi(port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The rule is in place: a listener on the port is not reached.
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.DialTimeout("tcp", l.Addr().String(), 5*time.Second)
+	l.Close()
+	if err == nil {
+		c.Close()
+		t.Fatalf("a listener on 127.0.0.1:%s was reached: the forwarding rule is not in place", port)
+	}
+	var picked []int
+	pick := func() (int, error) {
+		p := forwarded
+		if len(picked) > 0 {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return 0, err
+			}
+			p = l.Addr().(*net.TCPAddr).Port
+			if err := l.Close(); err != nil {
+				return 0, err
+			}
+		}
+		picked = append(picked, p)
+		return p, nil
+	}
+	cache := pgnative.WithCacheDir(os.Getenv("PGNATIVE_TEST_CACHE"))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	srv, err := pgnative.Start(ctx, pgnative.WithPortPicker(pick), cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop(context.Background()) })
+	if srv.Port() == forwarded {
+		t.Fatalf("picked %v: the server stayed on the forwarded port %d", picked, forwarded)
+	}
+	queryString(t, connect(t, srv.URL()), "SELECT 'reached'")
+
+	// A port fixed by WithPort is not moved: Start says why it cannot serve it.
+	parent := privateTempDir(t)
+	_, err = pgnative.Start(ctx, pgnative.WithPort(forwarded), cache, pgnative.WithTempDir(parent))
+	if err == nil || !strings.Contains(err.Error(), "do not reach it") {
+		t.Errorf("Start WithPort(%d): %v, want an error saying connections do not reach the server", forwarded, err)
+	}
+	assertEmpty(t, parent)
 }

@@ -33,7 +33,7 @@ func (s *Server) launch(ctx context.Context, cfg *config) (*pgconn.PgConn, error
 			return conn, nil
 		}
 		if cfg.port == 0 && attempt < maxPortAttempts && errors.Is(err, errPortInUse) {
-			s.logger.Debug("pgnative: port taken, retrying", "port", port, "attempt", attempt)
+			s.report.Info("port taken, retrying", 0, "port", port, "attempt", attempt)
 			continue
 		}
 		return nil, err
@@ -82,7 +82,7 @@ func (s *Server) startPostmaster(ctx context.Context, cfg *config, port int) (*p
 	began := time.Now()
 	conn, err := s.waitReady(ctx)
 	if err == nil {
-		s.logger.Debug("pgnative: postgres accepts connections", "pid", cmd.Process.Pid, "port", port, "elapsed", time.Since(began))
+		s.report.Info("postgres accepts connections", time.Since(began), "pid", cmd.Process.Pid, "port", port, "dir", s.dir)
 		return conn, nil
 	}
 	if cfg.detach {
@@ -154,6 +154,66 @@ func (s *Server) waitReady(ctx context.Context) (*pgconn.PgConn, error) {
 	}
 }
 
+// reachThroughURL connects as a caller will, through URL: TCP to 127.0.0.1 with the password.
+// The private socket answering says nothing about that port. A container engine can forward it
+// without binding it: podman's netavark writes iptables DNAT rules for 127.0.0.1:PORT, and the
+// rules of a container that was not torn down cleanly stay. Such a port is free to bind, so the
+// postmaster listens on it while every connection goes elsewhere ("connection refused", or
+// another server). SCRAM authentication is mutual: a connection that completes it reached this
+// server. On a port that does not reach it, the server moves to another free port, unless
+// WithPort fixed the port.
+func (s *Server) reachThroughURL(ctx context.Context, cfg *config) error {
+	for attempt := 1; ; attempt++ {
+		err := s.connectURL(ctx)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("pgnative: connect through the URL: %w", err)
+		}
+		select {
+		case <-s.exited:
+			if cfg.detach {
+				s.readDetachedLog(s.log)
+			}
+			return withLog(fmt.Errorf("pgnative: postgres exited after startup: %w", err), s.log)
+		default:
+		}
+		if cfg.port != 0 || attempt >= maxPortAttempts {
+			return fmt.Errorf("pgnative: the server listens on 127.0.0.1:%d but connections there do not reach it (does a container engine forward that port?): %w", s.port, err)
+		}
+		s.report.Warn("connections to the port do not reach the server; moving to another port", err,
+			"port", s.port, "attempt", attempt)
+		if err := s.shutdown(ctx); err != nil {
+			return err
+		}
+		conn, err := s.launch(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		conn.Close(context.WithoutCancel(ctx))
+	}
+}
+
+// connectURL opens and closes a connection through URL that only this server can complete.
+func (s *Server) connectURL(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	cfg, err := pgconn.ParseConfig(s.URL())
+	if err != nil {
+		return fmt.Errorf("pgnative: %w", err)
+	}
+	// Another server could let the superuser in without a password (trust); SCRAM proves that
+	// the server knows this one's.
+	cfg.RequireAuth = "scram-sha-256"
+	cfg.DialFunc = (&net.Dialer{Timeout: handshakeTimeout}).DialContext
+	conn, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	return conn.Close(ctx)
+}
+
 // postmasterReady reports whether the postmaster.pid status line (the 8th, PM_STATUS in
 // pidfile.h) says "ready".
 func postmasterReady(pidFile string) bool {
@@ -205,7 +265,7 @@ func (s *Server) Stop(ctx context.Context) error {
 	}
 	errs = append(errs, removeAll(s.dir))
 	s.stopErr = errors.Join(errs...)
-	s.logger.Debug("pgnative: server stopped", "dir", s.dir, "elapsed", time.Since(began), "err", s.stopErr)
+	s.report.Info("server stopped", time.Since(began), "dir", s.dir, "err", s.stopErr)
 	return s.stopErr
 }
 

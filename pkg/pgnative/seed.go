@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/poststack/poststack/pkg/progress"
 )
 
 // maxSeededEntries bounds the seeded entries kept per base entry: every changed migration set
@@ -73,7 +75,7 @@ func (s *Server) useSeeded(entry cacheEntry) bool {
 	began := time.Now()
 	if err := copyTree(entry.dataDir(), s.dataDir, s.id); err != nil {
 		// Evicted by another process while we copied, or damaged: the ordinary path still works.
-		s.logger.Warn("pgnative: cannot copy seeded data directory; seeding again", "cache", entry.dir, "err", err)
+		s.report.Warn("cannot copy the seeded data directory; seeding again", err, "cache", entry.dir)
 		_ = removeAll(s.dataDir)
 		return false
 	}
@@ -81,7 +83,7 @@ func (s *Server) useSeeded(entry cacheEntry) bool {
 	now := time.Now()
 	_ = os.Chtimes(entry.dir, now, now)
 	s.version, s.cacheHit, s.seeded = v, true, true
-	s.logger.Debug("pgnative: data directory copied from seeded cache entry", "cache", entry.dir, "elapsed", time.Since(began))
+	s.report.Info("data directory copied from a seeded cache entry", time.Since(began), "cache", entry.dir)
 	return true
 }
 
@@ -96,7 +98,7 @@ func (s *Server) seedAndStore(ctx context.Context, cfg *config, entry *cacheEntr
 		conn.Close(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("pgnative: seed: %w", err)
 	}
-	s.logger.Debug("pgnative: seed applied", "elapsed", time.Since(began))
+	s.report.Info("seed applied", time.Since(began))
 	if entry == nil {
 		return conn, nil
 	}
@@ -108,7 +110,7 @@ func (s *Server) seedAndStore(ctx context.Context, cfg *config, entry *cacheEntr
 	stopped := time.Now()
 	snap, err := s.snapshot(confSize)
 	if err != nil {
-		s.logger.Warn("pgnative: cannot keep a copy of the seeded data directory", "err", err)
+		s.report.Warn("cannot keep a copy of the seeded data directory", err)
 	}
 	snapped := time.Now()
 	if snap != "" {
@@ -118,7 +120,7 @@ func (s *Server) seedAndStore(ctx context.Context, cfg *config, entry *cacheEntr
 	if err != nil {
 		return nil, err
 	}
-	s.logger.Debug("pgnative: seeded data directory kept for the cache", "stop", stopped.Sub(began),
+	s.report.Info("seeded data directory kept for the cache", time.Since(began), "stop", stopped.Sub(began),
 		"copy", snapped.Sub(stopped), "restart", time.Since(snapped))
 	return conn, nil
 }
@@ -181,12 +183,12 @@ func (s *Server) storeAsync(entry cacheEntry, src, version string, seeded bool) 
 		defer os.RemoveAll(filepath.Dir(src))
 		began := time.Now()
 		if err := entry.store(src, version); err != nil {
-			s.logger.Warn("pgnative: cannot store data directory in cache", "cache", entry.dir, "err", err)
+			s.report.Warn("cannot store the data directory in the cache", err, "cache", entry.dir)
 			return
 		}
-		s.logger.Debug("pgnative: data directory stored in cache", "cache", entry.dir, "elapsed", time.Since(began))
+		s.report.Info("data directory stored in the cache", time.Since(began), "cache", entry.dir)
 		if seeded {
-			evictSeeded(entry, maxSeededEntries, s.logger.Warn)
+			evictSeeded(entry, maxSeededEntries, s.report)
 		}
 	})
 }
@@ -194,7 +196,7 @@ func (s *Server) storeAsync(entry cacheEntry, src, version string, seeded bool) 
 // evictSeeded removes all but the keep most recently used seeded entries of entry's base.
 // An entry is renamed away before it is deleted, so that it never looks whole while half gone;
 // a process copying from it at that moment fails its copy and seeds again.
-func evictSeeded(entry cacheEntry, keep int, warn func(string, ...any)) {
+func evictSeeded(entry cacheEntry, keep int, report progress.Reporter) {
 	root := filepath.Dir(entry.dir)
 	prefix, _, ok := strings.Cut(filepath.Base(entry.dir), seededInfix)
 	if !ok {
@@ -230,11 +232,11 @@ func evictSeeded(entry cacheEntry, keep int, warn func(string, ...any)) {
 		// A staging name: if the removal below is interrupted, it ages out as stale staging.
 		trash := filepath.Join(root, stagingPrefix+"evicted-"+tok)
 		if err := os.Rename(filepath.Join(root, a.name), trash); err != nil {
-			warn("pgnative: cannot evict cache entry", "dir", a.name, "err", err)
+			report.Warn("cannot evict a cache entry", err, "dir", a.name)
 			continue
 		}
 		if err := os.RemoveAll(trash); err != nil {
-			warn("pgnative: cannot remove evicted cache entry", "dir", trash, "err", err)
+			report.Warn("cannot remove an evicted cache entry", err, "dir", trash)
 		}
 	}
 }

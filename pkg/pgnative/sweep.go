@@ -3,11 +3,12 @@ package pgnative
 import (
 	"bytes"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/poststack/poststack/pkg/progress"
 )
 
 // dirPrefix starts the name of every server directory, so that sweep recognises them.
@@ -49,7 +50,7 @@ func writeOwner(dir string) error {
 // its timeout): their postmaster got Pdeathsig and is gone, but the files remain, and under
 // /dev/shm they hold memory until reboot. A directory is removed only when both its creator
 // and its postmaster are dead; one whose owner file is not written yet is left alone.
-func sweep(parent string, logger *slog.Logger) {
+func sweep(parent string, report progress.Reporter) {
 	entries, err := os.ReadDir(parent)
 	if err != nil {
 		return
@@ -63,10 +64,10 @@ func sweep(parent string, logger *slog.Logger) {
 			continue
 		}
 		if err := os.RemoveAll(dir); err != nil {
-			logger.Debug("pgnative: cannot remove abandoned server directory", "dir", dir, "err", err)
+			report.Info("cannot remove an abandoned server directory", 0, "dir", dir, "err", err)
 			continue
 		}
-		logger.Debug("pgnative: removed abandoned server directory", "dir", dir)
+		report.Info("removed an abandoned server directory", 0, "dir", dir)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/poststack/poststack/pkg/environ"
 	"github.com/poststack/poststack/pkg/ephemeral"
 	"github.com/poststack/poststack/pkg/migrate"
+	"github.com/poststack/poststack/pkg/progress"
 )
 
 // Environment variables pgtest reads (through the getenv of WithGetenv, os.Getenv by default).
@@ -42,8 +43,8 @@ type config struct {
 	table  string
 	getenv func(string) string
 	// environ is what a started server runs in (PATH finds initdb or the engine).
-	environ []string
-	logf    func(format string, args ...any)
+	environ  []string
+	progress progress.Func
 }
 
 func newConfig(opts []Option) (*config, error) {
@@ -187,10 +188,14 @@ func WithEnviron(env []string) Option {
 	}
 }
 
-// WithLogf receives progress of Open and Start (template builds, sweeps); silent by default.
-func WithLogf(logf func(format string, args ...any)) Option {
+// WithProgress receives the progress of Open and Start: template builds and sweeps (Op
+// "pgtest"), and the start of the server (pkg/ephemeral's events). Silent by default; for
+// plain lines in a test binary's output:
+//
+//	pgtest.WithProgress(progress.Lines(log.Printf))
+func WithProgress(fn progress.Func) Option {
 	return func(c *config) error {
-		c.logf = logf
+		c.progress = fn
 		return nil
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/poststack/poststack/internal/testenv"
 	"github.com/poststack/poststack/pkg/ephemeral"
 	"github.com/poststack/poststack/pkg/pgtest"
+	"github.com/poststack/poststack/pkg/progress"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Run(m)) }
@@ -300,8 +301,8 @@ func TestKeepFailed(t *testing.T) {
 	}
 }
 
-// The databases of a process that ended without cleaning up are dropped by the next Open;
-// those of a live process are not.
+// The databases of a process that ended without cleaning up are dropped by the next Open,
+// which reports it through WithProgress; those of a live process are not.
 func TestSweepDeadOwners(t *testing.T) {
 	admin := testenv.Postgres(t)
 	ctx := context.Background()
@@ -331,11 +332,21 @@ func TestSweepDeadOwners(t *testing.T) {
 	if ok, _ := databaseExists(t, admin, leftover.Name); !ok {
 		t.Fatalf("%s vanished before the sweep", leftover.Name)
 	}
-	next, err := pgtest.Open(ctx, admin)
+	var reported []string
+	next, err := pgtest.Open(ctx, admin, pgtest.WithProgress(func(e progress.Event) {
+		for _, a := range e.Attrs {
+			if dbs, _ := a.Value.Any().([]string); e.Op == "pgtest" && e.Kind == progress.Info && a.Key == "databases" && slices.Contains(dbs, leftover.Name) {
+				reported = append(reported, progress.Line(e))
+			}
+		}
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer next.Close(ctx)
+	if len(reported) != 1 || !strings.Contains(reported[0], "pgtest: dropped ") {
+		t.Errorf("the sweep reported %q; want one Info event naming %s", reported, leftover.Name)
+	}
 	if ok, _ := databaseExists(t, admin, leftover.Name); ok {
 		t.Errorf("the sweep left %s of a dead owner", leftover.Name)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/poststack/poststack/pkg/ephemeral"
+	"github.com/poststack/poststack/pkg/progress"
 )
 
 // Database names. Every database pgtest makes starts with namePrefix so that sweeps never touch
@@ -52,12 +53,11 @@ type Server struct {
 	owner     uint32
 	seq       atomic.Uint64
 	strategy  string // the STRATEGY clause of CREATE DATABASE, "" before PostgreSQL 15
-	logf      func(format string, args ...any)
+	report    progress.Reporter
 	stop      func(context.Context) error
 
 	mu     sync.Mutex
 	sets   map[string]*templateSet
-	loads  map[string]*loaded // by migration directory
 	closed bool
 
 	fillCtx  context.Context
@@ -96,7 +96,7 @@ func Start(ctx context.Context, opts ...Option) (*Server, error) {
 }
 
 func start(ctx context.Context, cfg *config) (*Server, error) {
-	inst, err := ephemeral.Start(ctx, ephemeral.Options{Provider: cfg.provider, Image: cfg.image, Environ: cfg.environ, Logf: cfg.logf})
+	inst, err := ephemeral.Start(ctx, ephemeral.Options{Provider: cfg.provider, Image: cfg.image, Environ: cfg.environ, Progress: cfg.progress})
 	if err != nil {
 		return nil, fmt.Errorf("pgtest: start a %s server: %w", providerName(cfg.provider), err)
 	}
@@ -150,19 +150,14 @@ func open(ctx context.Context, adminURL string, cfg *config) (_ *Server, err err
 	if err := ownerConn.QueryRow(ctx, "select current_setting('server_version_num')::int").Scan(&version); err != nil {
 		return nil, fmt.Errorf("pgtest: read the server version: %w", err)
 	}
-	logf := cfg.logf
-	if logf == nil {
-		logf = func(string, ...any) {}
-	}
 	fillCtx, stopFill := context.WithCancel(context.WithoutCancel(ctx))
 	s := &Server{
 		adminURL:  adminURL,
 		admin:     admin,
 		ownerConn: ownerConn,
 		owner:     owner,
-		logf:      logf,
+		report:    progress.NewReporter("pgtest", cfg.progress),
 		sets:      map[string]*templateSet{},
-		loads:     map[string]*loaded{},
 		fillCtx:   fillCtx,
 		stopFill:  stopFill,
 	}
@@ -237,12 +232,17 @@ where (d.datname like 'pgtest\_c\_%' or d.datname like 'pgtest\_b\_%')
 				errs = append(errs, err)
 			}
 		}
-		s.logf("pgtest: dropped %d databases left by a process that is gone (owner %08x)", len(dbs), o)
+		s.report.Info(fmt.Sprintf("dropped %d databases left by a process that is gone (owner %08x)", len(dbs), o), 0, "databases", dbs)
 		if _, err := s.ownerConn.Exec(ctx, "select pg_advisory_unlock($1, $2)", lockOwner, int32(o)); err != nil {
 			return fmt.Errorf("pgtest: release owner %08x: %w", o, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// logf reports a fact of the server's life (a template built or dropped) as an Info event.
+func (s *Server) logf(format string, args ...any) {
+	s.report.Info(strings.TrimPrefix(fmt.Sprintf(format, args...), "pgtest: "), 0)
 }
 
 // ownerOf reads the owner id out of a clone's or a build's name.
@@ -344,7 +344,6 @@ func (s *Server) newDatabase(name string) (*Database, error) {
 	return &Database{Name: name, URL: u, srv: s}, nil
 }
 
-// templateSet loads the migrations and returns the set their checksums name; loading every time
 // drop removes a database, forcing out its sessions.
 func (s *Server) drop(ctx context.Context, name string) error {
 	if _, err := s.admin.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(name)+" WITH (FORCE)"); err != nil {

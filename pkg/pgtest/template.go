@@ -2,11 +2,9 @@ package pgtest
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 	"time"
 
@@ -38,9 +36,14 @@ type templateSet struct {
 	filling bool
 }
 
-// is what notices an edited file (a few hundred microseconds for 50 files).
+// templateSet loads the migrations and returns the set their checksums name. Loading on every
+// New is what notices an edited file; LoadDir's cache makes it cheap for a large directory.
 func (s *Server) templateSet(cfg *config) (*templateSet, error) {
-	migs, hash, source, err := s.load(cfg)
+	migs, source, err := loadMigrations(cfg)
+	if err != nil {
+		return nil, err
+	}
+	hash, err := setHash(migs, cfg.schema, cfg.table)
 	if err != nil {
 		return nil, err
 	}
@@ -62,74 +65,6 @@ func (s *Server) templateSet(cfg *config) (*templateSet, error) {
 	return set, nil
 }
 
-// loaded is a migration directory as last read: reused while the directory's listing, sizes and
-// modification times stay the same, because reading and checksumming 50 files on every New
-// would cost more than handing out the database.
-type loaded struct {
-	fingerprint string
-	migs        []*migrate.Migration
-	hash        string
-}
-
-// racyWindow: a file modified this close to its reading may change again without its
-// modification time changing (coarse timestamps), so its fingerprint is not trusted.
-const racyWindow = 2 * time.Second
-
-func (s *Server) load(cfg *config) ([]*migrate.Migration, string, string, error) {
-	if cfg.dir == "" {
-		migs, source, err := loadMigrations(cfg)
-		if err != nil {
-			return nil, "", "", err
-		}
-		hash, err := setHash(migs, cfg.schema, cfg.table)
-		return migs, hash, source, err
-	}
-	key := cfg.dir + "\x00" + cfg.schema + "\x00" + cfg.table
-	fp, racy := fingerprint(cfg.dir, time.Now())
-	s.mu.Lock()
-	l := s.loads[key]
-	s.mu.Unlock()
-	if fp != "" && l != nil && l.fingerprint == fp {
-		return l.migs, l.hash, cfg.dir, nil
-	}
-	migs, source, err := loadMigrations(cfg)
-	if err != nil {
-		return nil, "", "", err
-	}
-	hash, err := setHash(migs, cfg.schema, cfg.table)
-	if err != nil {
-		return nil, "", "", err
-	}
-	if fp != "" && !racy {
-		s.mu.Lock()
-		s.loads[key] = &loaded{fingerprint: fp, migs: migs, hash: hash}
-		s.mu.Unlock()
-	}
-	return migs, hash, source, nil
-}
-
-// fingerprint sums up the directory's entries by name, size and modification time; "" when it
-// cannot be read (LoadDir then reports why). racy is set when an entry changed too recently.
-func fingerprint(dir string, now time.Time) (fp string, racy bool) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return "", false
-	}
-	h := sha256.New()
-	for _, e := range entries {
-		info, err := e.Info()
-		if err != nil {
-			return "", false
-		}
-		mt := info.ModTime()
-		if now.Sub(mt) < racyWindow {
-			racy = true
-		}
-		fmt.Fprintf(h, "%s\x00%d\x00%d\x00%d\n", e.Name(), info.Size(), mt.UnixNano(), info.Mode())
-	}
-	return string(h.Sum(nil)), racy
-}
-
 func loadMigrations(cfg *config) ([]*migrate.Migration, string, error) {
 	var (
 		migs []*migrate.Migration
@@ -137,7 +72,7 @@ func loadMigrations(cfg *config) ([]*migrate.Migration, string, error) {
 	)
 	switch {
 	case cfg.dir != "":
-		migs, err = migrate.LoadDir(cfg.dir)
+		migs, err = migrate.LoadDir(cfg.dir, migrate.WithDefaultCache(cfg.getenv))
 		if err != nil {
 			return nil, "", fmt.Errorf("pgtest: load migrations: %w", err)
 		}
@@ -274,7 +209,7 @@ func (s *Server) migrate(ctx context.Context, db string, set *templateSet) error
 		return fmt.Errorf("pgtest: connect to %s: %w", db, err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	m, err := migrate.New(conn, set.migs, migrate.WithSchema(set.schema), migrate.WithTable(set.table), migrate.WithAppliedBy("pgtest"))
+	m, err := migrate.New(conn, set.migs, migrate.WithSchema(set.schema), migrate.WithTable(set.table), migrate.WithAppliedBy("pgtest"), migrate.WithProgress(s.report.Func()))
 	if err != nil {
 		return fmt.Errorf("pgtest: %w", err)
 	}

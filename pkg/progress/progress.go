@@ -7,6 +7,7 @@ package progress
 
 import (
 	"log/slog"
+	"sync"
 	"time"
 )
 
@@ -60,12 +61,28 @@ type Event struct {
 }
 
 // Func receives events. Operations may call it from several goroutines,
-// but never concurrently: calls are serialised by the operation.
+// but never concurrently: calls are serialised by the operation (see
+// Serialized).
 type Func func(Event)
 
 // Emit calls f with e; a nil Func discards it.
 func (f Func) Emit(e Event) {
 	if f != nil {
+		f(e)
+	}
+}
+
+// Serialized returns a Func that passes events to f one at a time, for an
+// operation that reports from several goroutines, or that hands the same Func
+// to a package that reports from its own (a nil f stays nil).
+func (f Func) Serialized() Func {
+	if f == nil {
+		return nil
+	}
+	var mu sync.Mutex
+	return func(e Event) {
+		mu.Lock()
+		defer mu.Unlock()
 		f(e)
 	}
 }

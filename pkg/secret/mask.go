@@ -165,6 +165,19 @@ func userinfoPassword(u string) (from, to int, ok bool) {
 		}
 		at = authEnd + next
 	}
+	// A password pasted without percent-encoding may hold '@' itself
+	// ("u:p@ss/w #x@host"): the readings above end it at its first '@' and
+	// would show the rest. A later '@' ends it instead, unless it is in a
+	// query ("?email=a@b"; a '?' after a '#' starts none); hiding a host is
+	// better than showing part of a password.
+	tail := rest[at+1:]
+	limit := len(tail)
+	if q := strings.IndexByte(tail, '?'); q >= 0 && !strings.Contains(tail[:q], "#") {
+		limit = q
+	}
+	if last := strings.LastIndex(tail[:limit], "@"); last >= 0 {
+		at += 1 + last
+	}
 	colon := strings.Index(rest[:at], ":")
 	if colon < 0 {
 		return 0, 0, false

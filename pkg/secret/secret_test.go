@@ -210,6 +210,8 @@ func TestMaskURL(t *testing.T) {
 		{"postgres://user:p%40ss%3Aw%2Frd%25@h/db", "postgres://user:****@h/db"},
 		{"postgres://user:p@ss@h/db", "postgres://user:****@h/db"},
 		{"postgres://user:pa/ss@h/db", "postgres://user:****@h/db"},
+		{"postgres://user:p@ss/w: rd #%+&=?x@h/db", "postgres://user:****@h/db"},
+		{"postgres://user:p@ss/w@h/db?email=a@b", "postgres://user:****@h/db?email=a@b"},
 		{"postgres://user@h:5432/db", "postgres://user@h:5432/db"},
 		{"postgres://h:5432/db?email=a@b", "postgres://h:5432/db?email=a@b"},
 		{"postgres://u:pw@h/db?email=a@b", "postgres://u:****@h/db?email=a@b"},

@@ -2,6 +2,7 @@ package subst
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"testing"
 
@@ -19,6 +20,50 @@ func BenchmarkStream(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkCommon is the common path, the shape of bench/subst.sh's input
+// and of most real templates: plain lines, each with a ${V:-d} whose
+// variable is unset and a $HOME that is set.
+func BenchmarkCommon(b *testing.B) {
+	data, lookup := commonData(commonSize)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := Stream(io.Discard, bytes.NewReader(data), "bench", lookup, Options{AllowUndefined: true}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCommonInserted is BenchmarkCommon told of every inserted value,
+// as ps-subst's text mode is for a .yaml file (its YAML-injection warning).
+func BenchmarkCommonInserted(b *testing.B) {
+	data, lookup := commonData(commonSize)
+	n := 0
+	opt := Options{AllowUndefined: true, Inserted: func(name, value string, pos Position) { n++ }}
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := Stream(io.Discard, bytes.NewReader(data), "bench.yaml", lookup, opt); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if n == 0 {
+		b.Fatal("Inserted was never called")
+	}
+}
+
+// commonSize is the input of BenchmarkCommon: large enough that the
+// per-line costs dominate, as on bench/subst.sh's 30 MB file.
+const commonSize = 8 << 20
+
+func commonData(n int) ([]byte, Lookup) {
+	var b bytes.Buffer
+	for i := 0; b.Len() < n; i++ {
+		fmt.Fprintf(&b, "key%d: ${V%d:-default} value $HOME text here\n", i, i%10)
+	}
+	return b.Bytes(), mapLookup(map[string]string{"HOME": "/home/user"})
 }
 
 func BenchmarkComposeGo(b *testing.B) {

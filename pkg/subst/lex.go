@@ -202,7 +202,7 @@ func (e *engine) lex(t []byte, d, b int, final, multiLine bool, lb *braceCache) 
 		return invalid("${" + string(t[p:n]) + op + " has no closing } on its line")
 	}
 	end := k + 1
-	return tok{kind: tokOp, next: end, nameAt: p, nameEnd: n, op: op, defAt: opEnd, defEnd: e.firstClose(t, d, end)}
+	return tok{kind: tokOp, next: end, nameAt: p, nameEnd: n, op: op, defAt: opEnd, defEnd: e.firstClose(t, d, opEnd, end)}
 }
 
 // opString returns a constant for the operator, saving an allocation.
@@ -274,9 +274,14 @@ func (c *braceCache) last(t []byte, x, le int) int {
 }
 
 // firstClose returns where compose-go cuts the match t[d:end] of an
-// expression with an operator: at its first balanced "}", counted as
-// getFirstBraceClosingIndex does (which skips the byte after every "{"), or
-// at end-1 when there is none.
+// expression with an operator, whose word starts at w: at its first
+// balanced "}", counted as getFirstBraceClosingIndex does (which skips the
+// byte after every "{"), or at end-1 when there is none.
+//
+// Most words hold no braces, as in ${NAME:-default}: the first "}" after
+// the word's start is the one, when no "{" comes before it (the name and
+// the operator hold none). The search stops at the first brace, so no byte
+// is searched for two expressions.
 //
 // Counting afresh from every "$" would make nested defaults quadratic, so
 // one count from an outer expression records the closing "}" of every "${"
@@ -284,7 +289,14 @@ func (c *braceCache) last(t []byte, x, le int) int {
 // outer one and in order, look theirs up. The counts agree: a "${" is
 // preceded by "$", so no count skips its "{", and from there on every
 // count sees the same bytes.
-func (e *engine) firstClose(t []byte, d, end int) int {
+func (e *engine) firstClose(t []byte, d, w, end int) int {
+	for i := w; i < end; i++ {
+		if c := t[i]; c == '}' {
+			return i
+		} else if c == '{' {
+			break
+		}
+	}
 	for e.memoAt < len(e.memo) && e.memo[e.memoAt].at < d {
 		e.memoAt++
 	}

@@ -72,8 +72,12 @@ func (s *Spool) WriteTo(w io.Writer) (int64, error) {
 		n, err := w.Write(s.mem)
 		return int64(n), err
 	}
-	return io.Copy(w, io.NewSectionReader(s.f, 0, s.size))
+	// io.Copy's 32 KiB buffer would make two system calls per 32 KiB.
+	return io.CopyBuffer(w, io.NewSectionReader(s.f, 0, s.size), make([]byte, copySize))
 }
+
+// copySize is WriteTo's buffer for a spilled Spool.
+const copySize = 1 << 20
 
 // Close drops the data and removes the temporary file, if any.
 func (s *Spool) Close() error {

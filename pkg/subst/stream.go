@@ -46,6 +46,7 @@ func References(r io.Reader, name string) ([]Reference, error) {
 // run feeds r to e in segments of whole lines, and feeds the start of a line
 // longer than the buffer as far as it can be decided.
 func run(e *engine, r io.Reader, size int) error {
+	e.hot = new([hotSize]binding)
 	buf := make([]byte, size)
 	start, end := 0, 0
 	for {

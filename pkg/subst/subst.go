@@ -56,7 +56,9 @@ import (
 
 // Lookup returns a variable's value and whether it is set. As with
 // compose-go's Mapping, the value is used even when it reports unset, so it
-// should return "" then. A nil Lookup has nothing set.
+// should return "" then. A nil Lookup has nothing set. One call of Expand,
+// Stream or References may ask it about a name only once and reuse the
+// answer, so it must give the same answer for the same name.
 type Lookup func(name string) (string, bool)
 
 // Position is 1-based; Col counts characters (runes) from the start of the

@@ -13,6 +13,8 @@ import (
 	"testing/iotest"
 	"time"
 
+	"github.com/compose-spec/compose-go/v2/template"
+
 	"github.com/poststack/poststack/pkg/exitcode"
 )
 
@@ -354,5 +356,54 @@ func TestLongLinesStayLinear(t *testing.T) {
 		if d := time.Since(start); d > 10*time.Second {
 			t.Errorf("%q: took %v", unit, d)
 		}
+	}
+}
+
+// TestManyNames streams a template naming more variables than the engine
+// remembers (its slots, its map, names past its length bound), each many
+// times, set, empty and unset: the output is compose-go's, and Lookup is
+// asked about each remembered name once.
+func TestManyNames(t *testing.T) {
+	long := strings.Repeat("L", maxNameLen+1)
+	vars := map[string]string{long: "long-value"}
+	var b strings.Builder
+	for round := range 3 {
+		for i := range maxNames + 100 {
+			name := fmt.Sprintf("N%d", i)
+			switch i % 3 {
+			case 0:
+				vars[name] = "v" + name
+			case 1:
+				vars[name] = ""
+			}
+			fmt.Fprintf(&b, "%d $%s ${%s:-d} ${%s:+a} ${%s-e}\n", round, name, name, name, name)
+		}
+		fmt.Fprintf(&b, "$%s ${%s:-x}\n", long, long)
+	}
+	tmpl := b.String()
+	asked := map[string]int{}
+	lookup := func(name string) (string, bool) {
+		asked[name]++
+		v, ok := vars[name]
+		return v, ok
+	}
+	want, err := template.SubstituteWithOptions(tmpl, template.Mapping(mapLookup(vars)), template.WithoutLogging)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := Stream(&out, strings.NewReader(tmpl), "f", lookup, Options{AllowUndefined: true}); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != want {
+		t.Fatalf("Stream differs from compose-go (%d and %d bytes)", out.Len(), len(want))
+	}
+	for i := range maxNames {
+		if name := fmt.Sprintf("N%d", i); asked[name] != 1 {
+			t.Fatalf("Lookup asked about %s %d times, want once", name, asked[name])
+		}
+	}
+	if asked[long] < 2 {
+		t.Errorf("Lookup asked about a name past the length bound %d times; it is not remembered", asked[long])
 	}
 }

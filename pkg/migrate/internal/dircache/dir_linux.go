@@ -1,4 +1,4 @@
-package migrate
+package dircache
 
 import (
 	"bytes"
@@ -15,12 +15,12 @@ import (
 	"github.com/poststack/poststack/pkg/safefile"
 )
 
-// osDir is a migrations directory opened once; its files are listed, stat'ed and read relative
+// Dir is a migrations directory opened once; its files are listed, stat'ed and read relative
 // to it (getdents, fstatat, openat) without os.File's stat and poller registration per file.
 // The type getdents reports decides how an entry is read: a regular file through openat without
 // following links, a symbolic link through safefile (resolved, and checked to stay inside
 // root), anything else not at all.
-type osDir struct {
+type Dir struct {
 	fd   int
 	dir  string // as given, to name and to resolve symbolic links
 	root string // where symbolic links may lead
@@ -30,23 +30,26 @@ type osDir struct {
 	lim int
 }
 
-func openDir(dir, root string, max int64) (*osDir, error) {
+// Open opens the directory dir, whose symbolic links may lead to files inside root, for
+// files of at most max bytes.
+func Open(dir, root string, max int64) (*Dir, error) {
 	fd, err := openRetry(func() (int, error) {
 		return syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
 	})
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: dir, Err: err}
 	}
-	return &osDir{fd: fd, dir: dir, root: root, max: max, lim: int(min(max, math.MaxInt-1)) + 1}, nil
+	return &Dir{fd: fd, dir: dir, root: root, max: max, lim: int(min(max, math.MaxInt-1)) + 1}, nil
 }
 
-func (d *osDir) close() { syscall.Close(d.fd) }
+// Close closes the directory.
+func (d *Dir) Close() { syscall.Close(d.fd) }
 
-// list returns the entries sorted by name. One large getdents buffer lists thousands of
+// List returns the entries sorted by name. One large getdents buffer lists thousands of
 // entries in a couple of system calls, where os.ReadDir makes one per 8 KiB.
-func (d *osDir) list() ([]dirEntry, error) {
+func (d *Dir) List() ([]Entry, error) {
 	buf := make([]byte, 256<<10)
-	var out []dirEntry
+	var out []Entry
 	// The names are substrings of one string per getdents call rather than one allocation
 	// each: thousands of small allocations show in a run that has little else to do.
 	for {
@@ -78,17 +81,17 @@ func (d *osDir) list() ([]dirEntry, error) {
 			if name == "" || name == "." || name == ".." {
 				continue
 			}
-			e := dirEntry{name: name, mode: direntMode(typ)}
+			e := Entry{Name: name, Mode: direntMode(typ)}
 			if typ == syscall.DT_UNKNOWN {
 				var st unix.Stat_t
-				if unix.Fstatat(d.fd, e.name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
-					e.mode = statMode(st.Mode)
+				if unix.Fstatat(d.fd, e.Name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+					e.Mode = statMode(st.Mode)
 				}
 			}
 			out = append(out, e)
 		}
 	}
-	slices.SortFunc(out, func(a, b dirEntry) int { return strings.Compare(a.name, b.name) })
+	slices.SortFunc(out, func(a, b Entry) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
 }
 
@@ -135,11 +138,21 @@ func statMode(m uint32) fs.FileMode {
 	return fs.ModeIrregular
 }
 
-func (d *osDir) canStat() bool { return true }
+// CanStat tells whether Stat, Key and StatPath work here (they need fstatat).
+func (d *Dir) CanStat() bool { return true }
 
-// stat returns the cache key of the regular file base, not following a symbolic link: only
-// regular files no larger than the cap are cached.
-func (d *osDir) stat(base string) (fileKey, bool) {
+// Key returns the key of the directory itself.
+func (d *Dir) Key() (Key, bool) {
+	var st unix.Stat_t
+	if err := fstat(d.fd, &st); err != nil {
+		return Key{}, false
+	}
+	return key(&st), true
+}
+
+// Stat returns the key of the regular file base, not following a symbolic link: only regular
+// files no larger than the cap are cached.
+func (d *Dir) Stat(base string) (Key, bool) {
 	var st unix.Stat_t
 	for {
 		err := unix.Fstatat(d.fd, base, &st, unix.AT_SYMLINK_NOFOLLOW)
@@ -147,16 +160,32 @@ func (d *osDir) stat(base string) (fileKey, bool) {
 			continue
 		}
 		if err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size > d.max {
-			return fileKey{}, false
+			return Key{}, false
 		}
-		return fileKey{
-			dev: st.Dev, ino: st.Ino, size: st.Size,
-			mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano(),
-		}, true
+		return key(&st), true
 	}
 }
 
-// read reads the file base, listed with type mode: openat without following a symbolic link
+// StatPath is Stat for the file path, which names a regular file of at most max bytes.
+func StatPath(path string, max int64) (Key, bool) {
+	var st unix.Stat_t
+	for {
+		err := unix.Lstat(path, &st)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size > max {
+			return Key{}, false
+		}
+		return key(&st), true
+	}
+}
+
+func key(st *unix.Stat_t) Key {
+	return Key{Dev: st.Dev, Ino: st.Ino, Size: st.Size, Mtime: st.Mtim.Nano(), Ctime: st.Ctim.Nano()}
+}
+
+// Read reads the file base, listed with type mode: openat without following a symbolic link
 // and without waiting on a FIFO, read until EOF or past the cap, close. It uses buf when the
 // file fits.
 //
@@ -166,7 +195,7 @@ func (d *osDir) stat(base string) (fileKey, bool) {
 // only if something rewrites the directory while it is read, and then the flags and the cap
 // keep it harmless: a symbolic link fails the open (and is then checked as a link), a FIFO
 // reads as empty at once, a directory fails the read, a device fails the fstat's check.
-func (d *osDir) read(base string, mode fs.FileMode, buf []byte) ([]byte, error) {
+func (d *Dir) Read(base string, mode fs.FileMode, buf []byte) ([]byte, error) {
 	switch {
 	case mode&fs.ModeSymlink != 0:
 		return d.readLink(base)
@@ -234,11 +263,11 @@ func (d *osDir) read(base string, mode fs.FileMode, buf []byte) ([]byte, error) 
 }
 
 // readLink reads the symbolic link base: only a regular file inside root, no larger than the cap.
-func (d *osDir) readLink(base string) ([]byte, error) {
+func (d *Dir) readLink(base string) ([]byte, error) {
 	return safefile.ReadFile(d.root, d.join(base), safefile.WithMaxSize(d.max))
 }
 
-func (d *osDir) join(base string) string { return filepath.Join(d.dir, base) }
+func (d *Dir) join(base string) string { return filepath.Join(d.dir, base) }
 
 func fstat(fd int, st *unix.Stat_t) error {
 	for {
