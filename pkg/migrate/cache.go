@@ -62,8 +62,7 @@ func (s *Script) Text() (string, error) {
 	if s.lazy.path == "" {
 		return s.SQL, nil
 	}
-	// The file was a regular file when it was cached; read it by the same rules as LoadDir.
-	data, err := safefile.ReadFile(filepath.Dir(s.lazy.path), s.lazy.path, safefile.WithMaxSize(s.lazy.max))
+	data, err := readCached(s.lazy.path, s.lazy.max)
 	if err != nil {
 		return "", &SourceError{Problems: []Problem{{File: s.File, Msg: readProblem(err)}}}
 	}
@@ -74,6 +73,29 @@ func (s *Script) Text() (string, error) {
 	s.SQL = sql
 	s.lazy = lazyText{}
 	return s.SQL, nil
+}
+
+// readCached reads a file that was a regular file directly in its directory when LoadDir
+// cached it, by the same rules as LoadDir: while an lstat still finds a regular file within the
+// cap, it is read as dircache.Dir.Read reads one (no symbolic link followed, no wait on a FIFO,
+// a device refused by the fstat, the cap). Anything else, and whatever that read fails on (the
+// file replaced meanwhile), goes to safefile.ReadFile with the directory as the root, which
+// reads or refuses it and says why in its words. Resolving every link of the path, as
+// safefile.ReadFile does for the directory and the file, costs eight stats more for each
+// script of a run on a path four levels deep (measured: a fifth of ps-migrate's CPU time
+// applying 500 small migrations, 163 against 132 ms).
+func readCached(path string, max int64) ([]byte, error) {
+	dir := filepath.Dir(path)
+	if _, ok := dircache.StatPath(path, max); ok {
+		if d, err := dircache.Open(dir, dir, max); err == nil {
+			data, err := d.Read(filepath.Base(path), 0, nil)
+			d.Close()
+			if err == nil {
+				return data, nil
+			}
+		}
+	}
+	return safefile.ReadFile(dir, path, safefile.WithMaxSize(max))
 }
 
 // check does, for a script LoadDir left unchecked, what LoadDir does for the others: a file
