@@ -27,12 +27,11 @@ var brokenWant = map[string]string{
 	"init-both":               "broken/init-both.yml:10:9: init entry 1 of environment \"dev\" must have exactly one of pod or compose, got both",
 	"init-empty-entry":        "broken/init-empty-entry.yml:10:9: init entry 1 of environment \"dev\" must have exactly one of pod or compose, got neither",
 	"init-scalar":             "broken/init-scalar.yml:10:9: init entry 1 of environment \"dev\" must be {pod: FILE} or {compose: FILE}, got \"containers/migrations.yaml\"",
-	"many-problems":           "broken/many-problems.yml:4:3: unknown key \"descripton\" in project (did you mean \"description\"?)\nbroken/many-problems.yml:7:5: environment \"dev\": postgres.user is required (or give postgres.url)\nbroken/many-problems.yml:9:13: port must be a number 1–65535, got \"54x\"\nbroken/many-problems.yml:11:7: variable POSTSTACK_PROJECT is built-in and cannot be set in variables:",
+	"many-problems":           "broken/many-problems.yml:4:3: unknown key \"descripton\" in project (did you mean \"description\"?)\nbroken/many-problems.yml:9:13: port must be a number 1–65535, got \"54x\"\nbroken/many-problems.yml:11:7: variable POSTSTACK_PROJECT is built-in and cannot be set in variables:",
 	"merge-not-mapping":       "broken/merge-not-mapping.yml:5:10: a << merge needs a mapping or a list of mappings, got \"1\"",
-	"missing-database-user":   "broken/missing-database-user.yml:5:5: environment \"dev\": postgres.database is required (or give postgres.url)\nbroken/missing-database-user.yml:5:5: environment \"dev\": postgres.user is required (or give postgres.url)",
+	"default-name-too-long":   "broken/default-name-too-long.yml:5:5: environment \"development-environment\": the default postgres.database \"a-project-whose-name-is-long-enough-on-its-own_development-environment\" is longer than 63 bytes: set postgres.database\nbroken/default-name-too-long.yml:5:5: environment \"development-environment\": the default postgres.user \"a-project-whose-name-is-long-enough-on-its-own_development-environment_user\" is longer than 63 bytes: set postgres.user",
 	"missing-deployment-file": "broken/missing-deployment-file.yml:10:7: compose file nowhere/app.yml does not exist",
 	"missing-init-file":       "broken/missing-init-file.yml:11:9: compose file containers/seed/seed.yml does not exist",
-	"missing-postgres":        "broken/missing-postgres.yml:4:3: environment \"dev\": postgres is required",
 	"missing-project-name":    "broken/missing-project-name.yml:1:1: project.name is required",
 	"missing-project":         "broken/missing-project.yml:1:1: project is required (project: {name: …})",
 	"no-environment-selected": "broken/no-environment-selected.yml:3:1: no environment selected: set environment: or choose one of dev, test",
@@ -206,6 +205,40 @@ func TestParseMinimal(t *testing.T) {
 	want := Postgres{Pos: Pos{"inline.yml", 4, 5}, Database: "d", User: "u", GeneratePassword: true, Port: 5432, Image: DefaultImage, Bind: "127.0.0.1"}
 	if env.Name != "ci" || !reflect.DeepEqual(env.Postgres, want) {
 		t.Errorf("got %s %+v", env.Name, env.Postgres)
+	}
+}
+
+// TestPostgresDefaults: every postgres key has a default (DESIGN.md), so an environment may
+// omit the section or any key of it; what is given wins.
+func TestPostgresDefaults(t *testing.T) {
+	data := []byte(`project: {name: shop}
+environments:
+  dev:
+    variables: {A: b}
+  ci:
+    postgres: {user: ci_user, port: 6543}
+  prod:
+    postgres: {database: shop}
+`)
+	f, err := Parse("inline.yml", data, "/proj")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		env  string
+		want Postgres
+	}{
+		{"dev", Postgres{Pos: Pos{"inline.yml", 3, 3}, Database: "shop_dev", User: "shop_dev_user", GeneratePassword: true, Port: DefaultPort, Image: DefaultImage, Bind: DefaultBind}},
+		{"ci", Postgres{Pos: Pos{"inline.yml", 6, 5}, Database: "shop_ci", User: "ci_user", GeneratePassword: true, Port: 6543, Image: DefaultImage, Bind: DefaultBind}},
+		{"prod", Postgres{Pos: Pos{"inline.yml", 8, 5}, Database: "shop", User: "shop_prod_user", GeneratePassword: true, Port: DefaultPort, Image: DefaultImage, Bind: DefaultBind}},
+	} {
+		env, err := f.Environment(tt.env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(env.Postgres, tt.want) {
+			t.Errorf("%s: got %+v\nwant %+v", tt.env, env.Postgres, tt.want)
+		}
 	}
 }
 

@@ -267,9 +267,11 @@ func (d *decoder) environment(f *File, env *Environment, e entry) {
 		return
 	}
 	if pg, ok := m["postgres"]; ok {
-		d.postgres(env, pg)
-	} else if sec.missing("postgres") {
-		d.errorf(e.key, "environment %q: postgres is required", env.Name)
+		d.postgres(f, env, pg)
+	} else {
+		// Every postgres key has a default (DESIGN.md): an environment may omit the section.
+		env.Postgres.Pos = d.pos(e.key)
+		d.postgresDefaults(f, env, e.key)
 	}
 	if in, ok := m["init"]; ok {
 		if in.val.Kind != yaml.SequenceNode {
@@ -320,7 +322,28 @@ func (d *decoder) step(f *File, n *yaml.Node, what string) (Step, bool) {
 	return Step{}, false
 }
 
-func (d *decoder) postgres(env *Environment, e entry) {
+// postgresDefaults fills in what an omitted postgres key means: database <project>_<env>,
+// user <project>_<env>_user, a generated password, port, image and bind address.
+func (d *decoder) postgresDefaults(f *File, env *Environment, at *yaml.Node) {
+	pg := &env.Postgres
+	pg.Port, pg.Image, pg.Bind, pg.GeneratePassword = DefaultPort, DefaultImage, DefaultBind, true
+	if f.Project.Name == "" {
+		return // the missing or invalid project name is reported already
+	}
+	pg.Database = d.defaultIdentifier(at, env, "database", f.Project.Name+"_"+env.Name)
+	pg.User = d.defaultIdentifier(at, env, "user", f.Project.Name+"_"+env.Name+"_user")
+}
+
+// defaultIdentifier is a default role or database name, which Postgres must not truncate.
+func (d *decoder) defaultIdentifier(at *yaml.Node, env *Environment, key, name string) string {
+	if len(name) > 63 {
+		d.errorf(at, "environment %q: the default postgres.%s %q is longer than 63 bytes: set postgres.%s", env.Name, key, name, key)
+		return ""
+	}
+	return name
+}
+
+func (d *decoder) postgres(f *File, env *Environment, e entry) {
 	pg := &env.Postgres
 	pg.Pos = d.pos(e.key)
 	sec := d.fields(e.val, "postgres", fmt.Sprintf("in postgres of environment %q", env.Name),
@@ -333,19 +356,13 @@ func (d *decoder) postgres(env *Environment, e entry) {
 		d.externalURL(env, u, m)
 		return
 	}
-	pg.Port, pg.Image, pg.Bind = DefaultPort, DefaultImage, DefaultBind
-	for _, req := range []string{"database", "user"} {
-		if sec.missing(req) {
-			d.errorf(e.key, "environment %q: postgres.%s is required (or give postgres.url)", env.Name, req)
-		}
-	}
+	d.postgresDefaults(f, env, e.key)
 	if v, ok := m["database"]; ok {
 		pg.Database, _ = d.identifier(v, "database")
 	}
 	if v, ok := m["user"]; ok {
 		pg.User, _ = d.identifier(v, "user")
 	}
-	pg.GeneratePassword = true
 	if v, ok := m["password"]; ok {
 		if s, ok := d.str(v, "password"); ok {
 			switch {
