@@ -327,6 +327,21 @@ func sweepCases() []sweepCase {
 		onPodman(eph("list", 0)),
 		onPodman(eph("down", 0, "--all")),
 	)
+	// ps-env list and switch: the project's environments, one external by a URL with the
+	// known password, which neither may show.
+	envCmd := func(cmd string, exit int, args ...string) sweepCase {
+		return sweepCase{bin: "ps-env", cmd: cmd, args: args, exit: exit}
+	}
+	// switch rewrites the project file, which holds that URL as the user wrote it.
+	rewrites := func(c sweepCase) sweepCase { c.shows = []shown{{"project/.poststack.yml", kindKnown}}; return c }
+	add(
+		envCmd("list", 0),
+		envCmd("list", 2, "unexpected"),
+		rewrites(envCmd("switch", 0, "external")),
+		rewrites(envCmd("switch", 0, "dev")),
+		envCmd("switch", 2, "nosuchenv"),
+		envCmd("switch", 2),
+	)
 	return cs
 }
 
@@ -650,7 +665,8 @@ func newSweepWorld(t *testing.T, ctx context.Context, d *sweepDatabase, mode swe
 		".poststack.yml": "environment: dev\nproject:\n  name: " + name + "\nenvironments:\n" +
 			"  dev:\n" + pg(d.port) + "    variables:\n      APP_PORT: 8080\n" +
 			"  badpw:\n" + pg(d.port) +
-			"  nohost:\n" + pg(d.closedPort),
+			"  nohost:\n" + pg(d.closedPort) +
+			"  external:\n    postgres:\n      url: " + strconv.Quote(good) + "\n",
 		"ps.yml":                    "database_url: " + strconv.Quote(good) + "\n",
 		"app.env":                   "APP_DATABASE_URL=" + good + "\n",
 		"plain.txt":                 "host=${DB_HOST} port=${APP_PORT}\n",

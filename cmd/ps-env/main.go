@@ -1,5 +1,6 @@
-// Command ps-env runs a poststack project's environments; today it starts,
-// lists and stops throwaway PostgreSQL servers.
+// Command ps-env runs a poststack project's environments; today it lists
+// them and switches the current one, and starts, lists and stops throwaway
+// PostgreSQL servers.
 package main
 
 import (
@@ -29,12 +30,15 @@ func runEnv(ctx context.Context, args []string, env cli.Env) int {
 func rootCommand(app *cli.App) *ffcli.Command {
 	return app.Root(&ffcli.Command{
 		ShortUsage: "ps-env [flags] <command> [args...]",
-		ShortHelp:  "ps-env: throwaway PostgreSQL servers for CI and tests",
-		LongHelp: `ps-env starts throwaway (ephemeral) PostgreSQL servers for CI jobs and tests,
+		ShortHelp:  "ps-env: a project's environments, and throwaway PostgreSQL servers for CI and tests",
+		LongHelp: `ps-env lists the environments of .poststack.yml and switches the current one.
+It starts throwaway (ephemeral) PostgreSQL servers for CI jobs and tests,
 on the host's PostgreSQL binaries or in a podman or docker container, with the
 project's migrations applied, and lists and stops them.`,
-		Subcommands: []*ffcli.Command{ephemeralCommand(app)},
+		Subcommands: []*ffcli.Command{listCommand(app), switchCommand(app), ephemeralCommand(app)},
 	},
+		"ps-env list",
+		"ps-env switch staging",
 		"URL=$(ps-env ephemeral up --migrate migrations)",
 		"ps-env --container-runtime docker ephemeral up --provider container --json",
 		"ps-env --json ephemeral list",

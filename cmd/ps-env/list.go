@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+	"text/tabwriter"
+
+	"github.com/peterbourgon/ff/v3/ffcli"
+
+	"github.com/poststack/poststack/internal/cli"
+	"github.com/poststack/poststack/pkg/config"
+	"github.com/poststack/poststack/pkg/exitcode"
+	"github.com/poststack/poststack/pkg/safefile"
+)
+
+func listCommand(app *cli.App) *ffcli.Command {
+	fs := flag.NewFlagSet("ps-env list", flag.ContinueOnError)
+	return app.Examples(&ffcli.Command{
+		Name:       "list",
+		ShortUsage: "ps-env list [--json]",
+		ShortHelp:  "list the environments of .poststack.yml, * marking the current one",
+		LongHelp: `list prints the environments of .poststack.yml in file order with their
+database and host port; * marks the current one (environment:, or the only
+environment there is). An external database (postgres.url:) is shown as
+such; passwords are never shown.`,
+		FlagSet: fs,
+		Exec: func(ctx context.Context, args []string) error {
+			if len(args) > 0 {
+				return exitcode.Usagef("unexpected argument %q (see 'ps-env list --help')", args[0])
+			}
+			p, err := loadProject(app)
+			if err != nil {
+				return err
+			}
+			return app.Render(newEnvList(p.file))
+		},
+	}, "ps-env list", "ps-env --json list | jq -r .current")
+}
+
+// project is the project file of the run's directory, as read and decoded.
+type project struct {
+	path string // absolute
+	data []byte
+	file *config.File
+}
+
+// loadProject reads ./.poststack.yml as config.Load does (a regular file, capped,
+// not a link out of the project directory) and decodes it.
+func loadProject(app *cli.App) (*project, error) {
+	path := app.Path(config.FileName)
+	data, err := config.ReadFile(path)
+	if err != nil {
+		reason := err.Error()
+		if se := (*safefile.Error)(nil); errors.As(err, &se) {
+			reason = se.Reason
+		}
+		return nil, exitcode.Usagef("project file %s: %s", config.FileName, reason)
+	}
+	f, err := config.Parse(config.FileName, data, filepath.Dir(path))
+	if err != nil {
+		return nil, err
+	}
+	return &project{path: path, data: data, file: f}, nil
+}
+
+// currentName is the environment `environment:` selects, else the only one; "" when none is.
+func currentName(f *config.File) string {
+	if f.Default == "" && len(f.Environments) == 1 {
+		return f.Environments[0].Name
+	}
+	return f.Default
+}
+
+// envList is what list reports.
+type envList struct {
+	Current      string     `json:"current"`
+	Environments []envEntry `json:"environments"`
+}
+
+type envEntry struct {
+	Name     string `json:"name"`
+	Current  bool   `json:"current"`
+	Database string `json:"database"`
+	Port     int    `json:"port"`
+	External bool   `json:"external"`
+}
+
+func newEnvList(f *config.File) envList {
+	l := envList{Current: currentName(f), Environments: []envEntry{}}
+	for _, e := range f.Environments {
+		l.Environments = append(l.Environments, envEntry{
+			Name: e.Name, Current: e.Name == l.Current,
+			Database: e.Postgres.Database, Port: e.Postgres.Port, External: e.Postgres.External(),
+		})
+	}
+	return l
+}
+
+func (l envList) RenderText(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  ENVIRONMENT\tDATABASE\tPORT")
+	for _, e := range l.Environments {
+		mark, note := " ", ""
+		if e.Current {
+			mark = "*"
+		}
+		if e.External {
+			note = "\texternal (url:)"
+		}
+		fmt.Fprintf(tw, "%s %s\t%s\t%d%s\n", mark, e.Name, e.Database, e.Port, note)
+	}
+	return tw.Flush()
+}
+
+func (l envList) RenderJSON(w io.Writer) error { return cli.WriteJSON(w, l) }
