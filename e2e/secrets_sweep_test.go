@@ -341,6 +341,12 @@ func sweepCases() []sweepCase {
 		rewrites(envCmd("switch", 0, "dev")),
 		envCmd("switch", 2, "nosuchenv"),
 		envCmd("switch", 2),
+		// url's job is to hand out the URL, password included; on stdout only.
+		showsOut(envCmd("url", 0, "dev"), kindKnown),
+		showsOut(envCmd("url", 0, "dev", "--container"), kindKnown),
+		showsOut(envCmd("url", 0, "external"), kindKnown),
+		envCmd("url", 2, "nosuchenv"),
+		envCmd("url", 2, "--host", "--container"),
 	)
 	return cs
 }

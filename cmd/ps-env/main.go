@@ -31,11 +31,12 @@ func rootCommand(app *cli.App) *ffcli.Command {
 	return app.Root(&ffcli.Command{
 		ShortUsage: "ps-env [flags] <command> [args...]",
 		ShortHelp:  "ps-env: a project's environments, and throwaway PostgreSQL servers for CI and tests",
-		LongHelp: `ps-env lists the environments of .poststack.yml and switches the current one.
+		LongHelp: `ps-env lists the environments of .poststack.yml, switches the current one and
+prints their database URLs.
 It starts throwaway (ephemeral) PostgreSQL servers for CI jobs and tests,
 on the host's PostgreSQL binaries or in a podman or docker container, with the
 project's migrations applied, and lists and stops them.`,
-		Subcommands: []*ffcli.Command{listCommand(app), switchCommand(app), ephemeralCommand(app)},
+		Subcommands: []*ffcli.Command{listCommand(app), switchCommand(app), urlCommand(app), ephemeralCommand(app)},
 	},
 		"ps-env list",
 		"ps-env switch staging",
