@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"path/filepath"
 	"text/tabwriter"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
@@ -14,7 +12,6 @@ import (
 	"github.com/poststack/poststack/internal/cli"
 	"github.com/poststack/poststack/pkg/config"
 	"github.com/poststack/poststack/pkg/exitcode"
-	"github.com/poststack/poststack/pkg/safefile"
 )
 
 func listCommand(app *cli.App) *ffcli.Command {
@@ -36,35 +33,14 @@ such; passwords are never shown.`,
 			if err != nil {
 				return err
 			}
-			return app.Render(newEnvList(p.file))
+			return app.Render(newEnvList(p.File))
 		},
 	}, "ps-env list", "ps-env --json list | jq -r .current")
 }
 
-// project is the project file of the run's directory, as read and decoded.
-type project struct {
-	path string // absolute
-	data []byte
-	file *config.File
-}
-
-// loadProject reads ./.poststack.yml as config.Load does (a regular file, capped,
-// not a link out of the project directory) and decodes it.
-func loadProject(app *cli.App) (*project, error) {
-	path := app.Path(config.FileName)
-	data, err := config.ReadFile(path)
-	if err != nil {
-		reason := err.Error()
-		if se := (*safefile.Error)(nil); errors.As(err, &se) {
-			reason = se.Reason
-		}
-		return nil, exitcode.Usagef("project file %s: %s", config.FileName, reason)
-	}
-	f, err := config.Parse(config.FileName, data, filepath.Dir(path))
-	if err != nil {
-		return nil, err
-	}
-	return &project{path: path, data: data, file: f}, nil
+// loadProject reads and decodes ./.poststack.yml.
+func loadProject(app *cli.App) (*cli.Project, error) {
+	return app.ReadProject(config.FileName, "project file "+config.FileName)
 }
 
 // currentName is the environment `environment:` selects, else the only one; "" when none is.

@@ -52,25 +52,25 @@ environment of the file.`,
 }
 
 // switchTo rewrites p's environment: line to env, in place and atomically.
-func switchTo(p *project, env string) (switchReport, error) {
-	names := p.file.Names()
+func switchTo(p *cli.Project, env string) (switchReport, error) {
+	names := p.File.Names()
 	if !slices.Contains(names, env) {
 		return switchReport{}, exitcode.Usagef("%s: environment %q is not defined (known: %s)", config.FileName, env, strings.Join(names, ", "))
 	}
-	r := switchReport{Previous: currentName(p.file), Current: env}
-	out, err := config.SetDefault(p.data, env)
+	r := switchReport{Previous: currentName(p.File), Current: env}
+	out, err := config.SetDefault(p.Data, env)
 	if ce := (*config.Error)(nil); errors.As(err, &ce) {
 		ce.Pos.File = config.FileName
 		return switchReport{}, ce
 	} else if err != nil {
 		return switchReport{}, fmt.Errorf("%s: %w", config.FileName, err)
 	}
-	if bytes.Equal(out, p.data) {
+	if bytes.Equal(out, p.Data) {
 		return r, nil
 	}
 	r.changed = true
 	// Write where the file really is (a link inside the project stays a link), keeping its mode.
-	real, err := safefile.Inside(p.file.Dir, p.path)
+	real, err := safefile.Inside(p.File.Dir, p.Path)
 	if err != nil {
 		return switchReport{}, err
 	}

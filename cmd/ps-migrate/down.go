@@ -79,7 +79,7 @@ func (p downPlan) RenderText(w io.Writer) error {
 		return err
 	}
 	for _, s := range p.Steps {
-		if _, err := fmt.Fprintf(w, "would roll back %s\n", label(s.Version, s.Name, s.Migration)); err != nil {
+		if _, err := fmt.Fprintf(w, "would roll back %s\n", migrate.Label(s.Version, s.Name, s.Migration)); err != nil {
 			return err
 		}
 	}

@@ -2,8 +2,6 @@ package main
 
 import (
 	"flag"
-	"fmt"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -109,15 +107,6 @@ func noArgs(args []string) error {
 		return exitcode.Usagef("unexpected argument %q", args[0])
 	}
 	return nil
-}
-
-// label names a migration as its file does ("0007_add_index"), or as
-// version_name when the file is gone.
-func label(version int64, name string, m *migrate.Migration) string {
-	if m != nil {
-		return strings.TrimSuffix(filepath.Base(m.Up.File), ".sql")
-	}
-	return fmt.Sprintf("%d_%s", version, name)
 }
 
 func firstLine(s string) string {

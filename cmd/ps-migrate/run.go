@@ -40,7 +40,7 @@ func newRunReport(verb string, results []migrate.Result, err error, mask func(st
 // do"; the error itself goes to stderr.
 func (r runReport) RenderText(w io.Writer) error {
 	for _, res := range r.Results {
-		if _, err := fmt.Fprintf(w, "%s %s (%s)\n", r.Verb, label(res.Version, res.Name, res.Migration), res.Duration.Round(time.Millisecond)); err != nil {
+		if _, err := fmt.Fprintf(w, "%s %s (%s)\n", r.Verb, migrate.Label(res.Version, res.Name, res.Migration), res.Duration.Round(time.Millisecond)); err != nil {
 			return err
 		}
 	}

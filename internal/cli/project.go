@@ -2,6 +2,7 @@ package cli
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 
 	"github.com/poststack/poststack/pkg/config"
@@ -10,27 +11,49 @@ import (
 	"github.com/poststack/poststack/pkg/variables"
 )
 
-// EnvironmentVariables loads the environment env of the project file (as
-// the user named it: messages say that name, its relative paths resolve
-// against the run's directory), builds its variables with opts (the
-// process environment is filled in when opts.Environ is nil), and hides
-// their secrets from every output of the run.
-func (a *App) EnvironmentVariables(projectFile, env string, opts variables.Options) (*variables.Set, error) {
+// Project is a project file as read and decoded.
+type Project struct {
+	Path string // absolute
+	Data []byte // as read
+	File *config.File
+}
+
+// ReadProject reads the project file (as the user named it: messages say that name,
+// its relative paths resolve against the run's directory) as config.Load reads it — a
+// regular file, capped, not a link out of its directory (the project's) — and decodes
+// it. A file that cannot be read is exit 2, "what: reason".
+func (a *App) ReadProject(projectFile, what string) (*Project, error) {
 	path := a.Path(projectFile)
-	// The project file is read as config.Load reads it: a regular file,
-	// capped, not a link out of its directory (the project's).
 	data, err := config.ReadFile(path)
 	if err != nil {
 		reason := err.Error()
 		if se := (*safefile.Error)(nil); errors.As(err, &se) {
 			reason = se.Reason
 		}
-		return nil, exitcode.Usagef("--env %s reads the project file %s: %s", env, projectFile, reason)
+		return nil, exitcode.Usagef("%s: %s", what, reason)
 	}
 	f, err := config.Parse(projectFile, data, filepath.Dir(path))
 	if err != nil {
 		return nil, err
 	}
+	return &Project{Path: path, Data: data, File: f}, nil
+}
+
+// EnvironmentVariables loads the environment env of the project file (as
+// the user named it: messages say that name, its relative paths resolve
+// against the run's directory), builds its variables with opts (the
+// process environment is filled in when opts.Environ is nil), and hides
+// their secrets from every output of the run.
+func (a *App) EnvironmentVariables(projectFile, env string, opts variables.Options) (*variables.Set, error) {
+	what := "project file " + projectFile
+	if env != "" {
+		what = fmt.Sprintf("--env %s reads the project file %s", env, projectFile)
+	}
+	p, err := a.ReadProject(projectFile, what)
+	if err != nil {
+		return nil, err
+	}
+	f := p.File
 	e, err := f.Environment(env)
 	if err != nil {
 		return nil, err

@@ -191,16 +191,21 @@ func (m *Migrator) emit(e Event) {
 	}
 }
 
-// Label names the event's migration as its file does ("0007_add_index"), or as
-// version_name when the file is gone; "" for lock events.
-func (e Event) Label() string {
-	switch {
-	case e.Migration != nil:
-		return strings.TrimSuffix(filepath.Base(e.Migration.Up.File), ".sql")
-	case e.Version != 0 || e.Name != "":
-		return fmt.Sprintf("%d_%s", e.Version, e.Name)
+// Label names a migration as its file does ("0007_add_index"), or as version_name when
+// the file is gone (m is nil).
+func Label(version int64, name string, m *Migration) string {
+	if m != nil {
+		return strings.TrimSuffix(filepath.Base(m.Up.File), ".sql")
 	}
-	return ""
+	return fmt.Sprintf("%d_%s", version, name)
+}
+
+// Label is the Label of the event's migration; "" for lock events.
+func (e Event) Label() string {
+	if e.Migration == nil && e.Version == 0 && e.Name == "" {
+		return ""
+	}
+	return Label(e.Version, e.Name, e.Migration)
 }
 
 // Progress is e in the common shape of pkg/progress.

@@ -765,21 +765,7 @@ func TestTakenPortIsRetried(t *testing.T) {
 	defer busy.Close()
 	busyPort := busy.Addr().(*net.TCPAddr).Port
 	var picked []int
-	pick := func() (int, error) {
-		p := busyPort
-		if len(picked) > 0 {
-			l, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				return 0, err
-			}
-			p = l.Addr().(*net.TCPAddr).Port
-			if err := l.Close(); err != nil {
-				return 0, err
-			}
-		}
-		picked = append(picked, p)
-		return p, nil
-	}
+	pick := firstThenFree(busyPort, &picked)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	srv, err := pgnative.Start(ctx, pgnative.WithPortPicker(pick), pgnative.WithoutCache())
@@ -846,21 +832,7 @@ func forwardedPortIsLeft(t *testing.T, port string) {
 		t.Fatalf("a listener on 127.0.0.1:%s was reached: the forwarding rule is not in place", port)
 	}
 	var picked []int
-	pick := func() (int, error) {
-		p := forwarded
-		if len(picked) > 0 {
-			l, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				return 0, err
-			}
-			p = l.Addr().(*net.TCPAddr).Port
-			if err := l.Close(); err != nil {
-				return 0, err
-			}
-		}
-		picked = append(picked, p)
-		return p, nil
-	}
+	pick := firstThenFree(forwarded, &picked)
 	cache := pgnative.WithCacheDir(os.Getenv("PGNATIVE_TEST_CACHE"))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -881,4 +853,24 @@ func forwardedPortIsLeft(t *testing.T, port string) {
 		t.Errorf("Start WithPort(%d): %v, want an error saying connections do not reach the server", forwarded, err)
 	}
 	assertEmpty(t, parent)
+}
+
+// firstThenFree is a port picker that offers first, then ports the kernel says are free,
+// recording each offer in picked.
+func firstThenFree(first int, picked *[]int) func() (int, error) {
+	return func() (int, error) {
+		p := first
+		if len(*picked) > 0 {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return 0, err
+			}
+			p = l.Addr().(*net.TCPAddr).Port
+			if err := l.Close(); err != nil {
+				return 0, err
+			}
+		}
+		*picked = append(*picked, p)
+		return p, nil
+	}
 }
