@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"text/tabwriter"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
@@ -61,7 +62,8 @@ type envEntry struct {
 	Name     string `json:"name"`
 	Current  bool   `json:"current"`
 	Database string `json:"database"`
-	Port     int    `json:"port"`
+	Port     int    `json:"port"`      // 0 when picked automatically (port_auto)
+	PortAuto bool   `json:"port_auto"` // port: auto or none: picked on first use, kept in .poststack/
 	External bool   `json:"external"`
 }
 
@@ -70,7 +72,8 @@ func newEnvList(f *config.File) envList {
 	for _, e := range f.Environments {
 		l.Environments = append(l.Environments, envEntry{
 			Name: e.Name, Current: e.Name == l.Current,
-			Database: e.Postgres.Database, Port: e.Postgres.Port, External: e.Postgres.External(),
+			Database: e.Postgres.Database, Port: e.Postgres.Port, PortAuto: e.Postgres.PortAuto && !e.Postgres.External(),
+			External: e.Postgres.External(),
 		})
 	}
 	return l
@@ -87,7 +90,11 @@ func (l envList) RenderText(w io.Writer) error {
 		if e.External {
 			note = "\texternal (url:)"
 		}
-		fmt.Fprintf(tw, "%s %s\t%s\t%d%s\n", mark, e.Name, e.Database, e.Port, note)
+		port := strconv.Itoa(e.Port)
+		if e.PortAuto {
+			port = "auto"
+		}
+		fmt.Fprintf(tw, "%s %s\t%s\t%s%s\n", mark, e.Name, e.Database, port, note)
 	}
 	return tw.Flush()
 }

@@ -57,7 +57,7 @@ func TestList(t *testing.T) {
 				"  staging      appdb     6000  external (url:)\n"},
 		{"only environment", "project: {name: app}\nenvironments:\n  dev: {}\n", []string{"list"},
 			"  ENVIRONMENT  DATABASE  PORT\n" +
-				"* dev          app_dev   5432\n"},
+				"* dev          app_dev   auto\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

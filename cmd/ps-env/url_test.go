@@ -57,7 +57,7 @@ func TestURL(t *testing.T) {
 // commands) before the URL goes to stdout, which holds the URL alone, so that
 // psql "$(ps-env url)" works in a workflow step.
 func TestURLUnderActions(t *testing.T) {
-	path := inProject(t, "project: {name: app}\nenvironments:\n  dev: {postgres: {password: s3cret}}\n")
+	path := inProject(t, "project: {name: app}\nenvironments:\n  dev: {postgres: {password: s3cret, port: 5432}}\n")
 	var stdout, stderr bytes.Buffer
 	code := runEnv(context.Background(), []string{"url"}, cli.Env{
 		Environ: []string{"GITHUB_ACTIONS=true"}, Dir: filepath.Dir(path),

@@ -83,10 +83,13 @@ type Postgres struct {
 	// GeneratePassword is set by `password: auto_generated` and when no
 	// password is given for a container-managed database.
 	GeneratePassword bool
-	Port             int // host port
-	Image            string
-	Bind             string // host address the port is published on
-	URL              string
+	// Port is the host port; 0 with PortAuto set (`port: auto` or no port:), when the port is
+	// picked on first use and kept in .poststack/ (package hostport).
+	Port     int
+	PortAuto bool
+	Image    string
+	Bind     string // host address the port is published on
+	URL      string
 }
 
 // External reports whether the database is an external one named by url:.
@@ -211,6 +214,18 @@ var (
 	nameRE    = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`) })
 	varNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`) })
 )
+
+// Ports returns the host ports the project's environments name explicitly, so that an
+// automatic port is never one of them.
+func (f *File) Ports() map[int]bool {
+	ports := map[int]bool{}
+	for _, e := range f.Environments {
+		if e.Postgres.Port != 0 {
+			ports[e.Postgres.Port] = true
+		}
+	}
+	return ports
+}
 
 // ValidName reports whether s may name a project or an environment: it
 // becomes part of container, volume and network names.

@@ -27,7 +27,7 @@ var brokenWant = map[string]string{
 	"init-both":               "broken/init-both.yml:10:9: init entry 1 of environment \"dev\" must have exactly one of pod or compose, got both",
 	"init-empty-entry":        "broken/init-empty-entry.yml:10:9: init entry 1 of environment \"dev\" must have exactly one of pod or compose, got neither",
 	"init-scalar":             "broken/init-scalar.yml:10:9: init entry 1 of environment \"dev\" must be {pod: FILE} or {compose: FILE}, got \"containers/migrations.yaml\"",
-	"many-problems":           "broken/many-problems.yml:4:3: unknown key \"descripton\" in project (did you mean \"description\"?)\nbroken/many-problems.yml:9:13: port must be a number 1–65535, got \"54x\"\nbroken/many-problems.yml:11:7: variable POSTSTACK_PROJECT is built-in and cannot be set in variables:",
+	"many-problems":           "broken/many-problems.yml:4:3: unknown key \"descripton\" in project (did you mean \"description\"?)\nbroken/many-problems.yml:9:13: port must be a number 1–65535 or auto, got \"54x\"\nbroken/many-problems.yml:11:7: variable POSTSTACK_PROJECT is built-in and cannot be set in variables:",
 	"merge-not-mapping":       "broken/merge-not-mapping.yml:5:10: a << merge needs a mapping or a list of mappings, got \"1\"",
 	"default-name-too-long":   "broken/default-name-too-long.yml:5:5: environment \"development-environment\": the default postgres.database \"a-project-whose-name-is-long-enough-on-its-own_development-environment\" is longer than 63 bytes: set postgres.database\nbroken/default-name-too-long.yml:5:5: environment \"development-environment\": the default postgres.user \"a-project-whose-name-is-long-enough-on-its-own_development-environment_user\" is longer than 63 bytes: set postgres.user",
 	"missing-deployment-file": "broken/missing-deployment-file.yml:10:7: compose file nowhere/app.yml does not exist",
@@ -39,9 +39,9 @@ var brokenWant = map[string]string{
 	"not-mapping":             "broken/not-mapping.yml:1:1: the file must be a mapping, got a list",
 	"only-comments":           "broken/only-comments.yml:1:1: file is empty",
 	"password-empty":          "broken/password-empty.yml:9:17: password must not be empty (use auto_generated to have one generated)",
-	"port-mapping":            "broken/port-mapping.yml:9:13: port must be a number 1–65535, got a mapping",
-	"port-range":              "broken/port-range.yml:9:13: port must be a number 1–65535, got \"70000\"",
-	"port-string":             "broken/port-string.yml:7:13: port must be a number 1–65535, got \"abc\"",
+	"port-mapping":            "broken/port-mapping.yml:9:13: port must be a number 1–65535 or auto, got a mapping",
+	"port-range":              "broken/port-range.yml:9:13: port must be a number 1–65535 or auto, got \"70000\"",
+	"port-string":             "broken/port-string.yml:7:13: port must be a number 1–65535 or auto, got \"abc\"",
 	"syntax":                  "broken/syntax.yml:3:1: invalid YAML: found unexpected end of stream",
 	"tab-indent":              "broken/tab-indent.yml:2:1: invalid YAML: found character that cannot start any token",
 	"two-documents":           "broken/two-documents.yml:6:1: only one YAML document is allowed",
@@ -187,7 +187,7 @@ func TestLoadAnchors(t *testing.T) {
 		t.Errorf("variables = %+v", test.Variables)
 	}
 	dev, _ := f.Environment("dev")
-	if dev.Postgres.Database != "shop" || dev.Postgres.Port != DefaultPort {
+	if dev.Postgres.Database != "shop" || dev.Postgres.Port != 0 || !dev.Postgres.PortAuto {
 		t.Errorf("dev postgres = %+v", dev.Postgres)
 	}
 }
@@ -202,7 +202,7 @@ func TestParseMinimal(t *testing.T) {
 	if err != nil {
 		t.Fatalf("single environment should be selected by default: %v", err)
 	}
-	want := Postgres{Pos: Pos{"inline.yml", 4, 5}, Database: "d", User: "u", GeneratePassword: true, Port: 5432, Image: DefaultImage, Bind: "127.0.0.1"}
+	want := Postgres{Pos: Pos{"inline.yml", 4, 5}, Database: "d", User: "u", GeneratePassword: true, PortAuto: true, Image: DefaultImage, Bind: "127.0.0.1"}
 	if env.Name != "ci" || !reflect.DeepEqual(env.Postgres, want) {
 		t.Errorf("got %s %+v", env.Name, env.Postgres)
 	}
@@ -228,9 +228,9 @@ environments:
 		env  string
 		want Postgres
 	}{
-		{"dev", Postgres{Pos: Pos{"inline.yml", 3, 3}, Database: "shop_dev", User: "shop_dev_user", GeneratePassword: true, Port: DefaultPort, Image: DefaultImage, Bind: DefaultBind}},
+		{"dev", Postgres{Pos: Pos{"inline.yml", 3, 3}, Database: "shop_dev", User: "shop_dev_user", GeneratePassword: true, PortAuto: true, Image: DefaultImage, Bind: DefaultBind}},
 		{"ci", Postgres{Pos: Pos{"inline.yml", 6, 5}, Database: "shop_ci", User: "ci_user", GeneratePassword: true, Port: 6543, Image: DefaultImage, Bind: DefaultBind}},
-		{"prod", Postgres{Pos: Pos{"inline.yml", 8, 5}, Database: "shop", User: "shop_prod_user", GeneratePassword: true, Port: DefaultPort, Image: DefaultImage, Bind: DefaultBind}},
+		{"prod", Postgres{Pos: Pos{"inline.yml", 8, 5}, Database: "shop", User: "shop_prod_user", GeneratePassword: true, PortAuto: true, Image: DefaultImage, Bind: DefaultBind}},
 	} {
 		env, err := f.Environment(tt.env)
 		if err != nil {

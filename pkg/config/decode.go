@@ -326,7 +326,7 @@ func (d *decoder) step(f *File, n *yaml.Node, what string) (Step, bool) {
 // user <project>_<env>_user, a generated password, port, image and bind address.
 func (d *decoder) postgresDefaults(f *File, env *Environment, at *yaml.Node) {
 	pg := &env.Postgres
-	pg.Port, pg.Image, pg.Bind, pg.GeneratePassword = DefaultPort, DefaultImage, DefaultBind, true
+	pg.PortAuto, pg.Image, pg.Bind, pg.GeneratePassword = true, DefaultImage, DefaultBind, true
 	if f.Project.Name == "" {
 		return // the missing or invalid project name is reported already
 	}
@@ -376,6 +376,7 @@ func (d *decoder) postgres(f *File, env *Environment, e entry) {
 	}
 	if v, ok := m["port"]; ok {
 		pg.Port = d.port(v)
+		pg.PortAuto = pg.Port == 0 && v.val.Kind == yaml.ScalarNode && v.val.Value == "auto"
 	}
 	if v, ok := m["image"]; ok {
 		if s, ok := d.nonEmpty(v, "image"); ok {
@@ -406,12 +407,15 @@ func (d *decoder) identifier(e entry, name string) (string, bool) {
 
 func (d *decoder) port(e entry) int {
 	n := e.val
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!str" && n.Value == "auto" {
+		return 0
+	}
 	if n.Kind == yaml.ScalarNode && (n.Tag == "!!int" || n.Tag == "!!str") {
 		if p, err := strconv.Atoi(n.Value); err == nil && p >= 1 && p <= 65535 {
 			return p
 		}
 	}
-	d.errorf(n, "port must be a number 1–65535, got %s", describe(n))
+	d.errorf(n, "port must be a number 1–65535 or auto, got %s", describe(n))
 	return 0
 }
 

@@ -52,6 +52,14 @@ func AdminPassword(dir, project, env string) (string, error) {
 }
 
 func stored(dir, project, env, suffix string) (string, error) {
+	return Record(dir, project, env, suffix, func() (string, error) { return Generate(PasswordLength) })
+}
+
+// Record returns the value kept for project and env in dir/.poststack/<project>-<env><suffix>,
+// making it with gen and storing it on first use, with the same guarantees as Password: one
+// value for every concurrent caller, and a state directory or file planted by a checkout (a
+// link, someone else's, open to others) refused with exit 2. Values are one line.
+func Record(dir, project, env, suffix string, gen func() (string, error)) (string, error) {
 	for _, s := range []string{project, env} {
 		if s == "" || strings.ContainsAny(s, `/\`) || s == "." || s == ".." {
 			return "", fmt.Errorf("secret: invalid project or environment name %q", s)
@@ -65,12 +73,12 @@ func stored(dir, project, env, suffix string) (string, error) {
 	if pw, err := read(path); err == nil || !errors.Is(err, fs.ErrNotExist) {
 		return pw, err
 	}
-	pw, err := Generate(PasswordLength)
+	pw, err := gen()
 	if err != nil {
 		return "", err
 	}
 	if err := createOnce(path, []byte(pw+"\n")); err != nil && !errors.Is(err, fs.ErrExist) {
-		return "", fmt.Errorf("store generated password: %w", err)
+		return "", fmt.Errorf("store %s: %w", path, err)
 	}
 	// Whether we created it or another process beat us, the file now holds
 	// the one password everybody uses.

@@ -25,6 +25,7 @@ import (
 	"github.com/poststack/poststack/pkg/config"
 	"github.com/poststack/poststack/pkg/dotenv"
 	"github.com/poststack/poststack/pkg/exitcode"
+	"github.com/poststack/poststack/pkg/hostport"
 	"github.com/poststack/poststack/pkg/safefile"
 	"github.com/poststack/poststack/pkg/secret"
 )
@@ -70,6 +71,9 @@ type Options struct {
 	// password is auto_generated. Nil means secret.Password in the
 	// project's directory.
 	Password func(project, env string) (string, error)
+	// Port supplies the host port of an environment whose port is auto. Nil means
+	// hostport.Recorded in the project's directory: picked on first use, then kept.
+	Port func(project, env string) (int, error)
 }
 
 // ForEnvironment returns the variables of env, an environment of f.
@@ -85,6 +89,19 @@ func ForEnvironment(f *config.File, env *config.Environment, opts Options) (*Set
 			return nil, fmt.Errorf("environment %s: database password: %w", env.Name, err)
 		}
 		pg.Password = pw
+	}
+	if pg.PortAuto && !pg.External() {
+		get := opts.Port
+		if get == nil {
+			get = func(project, env string) (int, error) {
+				return hostport.Recorded(f.Dir, project, env, pg.Bind, f.Ports())
+			}
+		}
+		port, err := get(f.Project.Name, env.Name)
+		if err != nil {
+			return nil, fmt.Errorf("environment %s: database port: %w", env.Name, err)
+		}
+		pg.Port = port
 	}
 	builtins, err := Builtins(f.Project.Name, env.Name, pg)
 	if err != nil {

@@ -174,12 +174,12 @@ environments:
 			t.Errorf("Password(%q, %q)", project, env)
 		}
 		return "generated", nil
-	}})
+	}, Port: func(project, env string) (int, error) { return 6001, nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if calls != 1 || s.Get("DB_PASSWORD") != "generated" ||
-		s.Get("POSTSTACK_HOST_DATABASE_URL") != "postgres://u:generated@127.0.0.1:5432/d?sslmode=disable" {
+	if calls != 1 || s.Get("DB_PASSWORD") != "generated" || s.Get("DB_PORT") != "5432" ||
+		s.Get("POSTSTACK_HOST_DATABASE_URL") != "postgres://u:generated@127.0.0.1:6001/d?sslmode=disable" {
 		t.Errorf("calls=%d DB_PASSWORD=%q host url=%q", calls, s.Get("DB_PASSWORD"), s.Get("POSTSTACK_HOST_DATABASE_URL"))
 	}
 	boom := errors.New("boom")

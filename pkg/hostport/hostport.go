@@ -1,0 +1,101 @@
+// Package hostport picks host ports for environments: the first free one from a start, and
+// the one an environment with `port: auto` got on its first use, kept in .poststack/ so that it
+// never moves.
+package hostport
+
+import (
+	"fmt"
+	"maps"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/poststack/poststack/pkg/exitcode"
+	"github.com/poststack/poststack/pkg/secret"
+)
+
+// AutoStart is where automatic database ports start: 5432 is left to a host PostgreSQL.
+const AutoStart = 5433
+
+// Free reports whether a TCP listener can bind bind:port now. Binding is the only reliable
+// answer, whoever holds the port (a container, a host PostgreSQL, any program).
+func Free(bind string, port int) bool {
+	l, err := net.Listen("tcp", net.JoinHostPort(bind, strconv.Itoa(port)))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
+}
+
+// FirstFree returns the first port from `from` up to 65535 that is free on bind and not in
+// skip; none is a usage error.
+func FirstFree(bind string, from int, skip map[int]bool) (int, error) {
+	if from < 1 || from > 65535 {
+		return 0, exitcode.Usagef("port %d out of range 1–65535", from)
+	}
+	for p := from; p <= 65535; p++ {
+		if !skip[p] && Free(bind, p) {
+			return p, nil
+		}
+	}
+	return 0, exitcode.Usagef("no free port on %s from %d up", bind, from)
+}
+
+// String is for messages.
+func String(bind string, port int) string { return fmt.Sprintf("%s:%d", bind, port) }
+
+// Recorded returns the host port kept for project and env in dir/.poststack/, picking and
+// recording it on first use: the first port from AutoStart up that is free on bind, not in
+// taken and not recorded for another environment of the state directory. It never moves after
+// that, even when the port is busy later: a check at start-up reports who holds it.
+func Recorded(dir, project, env, bind string, taken map[int]bool) (int, error) {
+	v, err := secret.Record(dir, project, env, Suffix, func() (string, error) {
+		skip := maps.Clone(taken)
+		if skip == nil {
+			skip = map[int]bool{}
+		}
+		for _, p := range recordedPorts(filepath.Join(dir, secret.StateDir)) {
+			skip[p] = true
+		}
+		p, err := FirstFree(bind, AutoStart, skip)
+		return strconv.Itoa(p), err
+	})
+	if err != nil {
+		return 0, err
+	}
+	p, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || p < 1 || p > 65535 {
+		path := filepath.Join(dir, secret.StateDir, project+"-"+env+Suffix)
+		return 0, exitcode.Usagef("%s does not hold a port 1–65535; remove it (rm %s) to pick a new one", path, path)
+	}
+	return p, nil
+}
+
+// Suffix ends the name of a recorded port's file: <project>-<env>.port.
+const Suffix = ".port"
+
+// recordedPorts reads the ports recorded in a state directory; unreadable entries are skipped
+// (they are only hints here, and Recorded checks the one it returns).
+func recordedPorts(state string) []int {
+	entries, err := os.ReadDir(state)
+	if err != nil {
+		return nil
+	}
+	var ports []int
+	for _, e := range entries {
+		if !e.Type().IsRegular() || !strings.HasSuffix(e.Name(), Suffix) {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(state, e.Name()))
+		if err != nil || len(b) > 16 {
+			continue
+		}
+		if p, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			ports = append(ports, p)
+		}
+	}
+	return ports
+}
