@@ -214,7 +214,7 @@ func (s *settings) runList(app *cli.App, inputs []render.Input) error {
 	}
 	list := render.List(refs)
 	for i := range list {
-		list[i].Default = s.mask(app, excerpt(list[i].Default))
+		list[i].Default = s.mask(app, render.Excerpt(list[i].Default))
 	}
 	if app.Globals.JSON {
 		if list == nil {
@@ -249,9 +249,9 @@ func (s *settings) runCheck(app *cli.App, inputs []render.Input, vars *variables
 			app.AddSecret(r.Value)
 		}
 		if r.Secret && !s.showSecrets {
-			r.Value = maskValue(r.Value)
+			r.Value = secret.MaskValue(r.Value)
 		}
-		r.Value, r.Default = s.mask(app, r.Value), s.mask(app, excerpt(r.Default))
+		r.Value, r.Default = s.mask(app, r.Value), s.mask(app, render.Excerpt(r.Default))
 	}
 	if app.Globals.JSON {
 		if err := cli.WriteJSON(app.Env.Stdout, resolved); err != nil {
@@ -281,15 +281,6 @@ func (s *settings) runCheck(app *cli.App, inputs []render.Input, vars *variables
 		return exitcode.Checkf("%d undefined %s: %s", len(names), plural(len(names), "variable"), strings.Join(names, ", "))
 	}
 	return nil
-}
-
-// maskValue hides a secret, keeping the shape of a URL so a person can
-// still see where it points.
-func maskValue(v string) string {
-	if m := secret.MaskURL(v); m != v {
-		return m
-	}
-	return "****"
 }
 
 // readable checks a template named on the command line as render.File

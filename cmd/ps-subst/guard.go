@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/poststack/poststack/internal/cli"
 	"github.com/poststack/poststack/pkg/render"
@@ -42,23 +41,6 @@ func (s *settings) mask(app *cli.App, text string) string {
 		return text
 	}
 	return app.Secrets.Mask(text)
-}
-
-// maxDefault is how much of a default --list and --check show: defaults
-// nest, and a template of nested defaults would otherwise print the text
-// of each level again, quadratic in the template's size.
-const maxDefault = 256
-
-// excerpt cuts s to maxDefault bytes, at a character boundary, marking the cut.
-func excerpt(s string) string {
-	if len(s) <= maxDefault {
-		return s
-	}
-	n := maxDefault
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
 }
 
 // readChunk bounds each read from standard input, so that the buffer a

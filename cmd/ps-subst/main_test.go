@@ -286,7 +286,7 @@ func TestProjectFileErrorsNameTheFileAsGiven(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "p.yml"), "project:\n  name: x\nenvironments:\n  dev:\n    postgres:\n      database: d\n      user: u\n      port: abc\n")
 	r := runIn(t, dir, nil, "x", "--project-file", "p.yml", "--env", "dev")
-	if r.code != 2 || r.stderr != "ps-subst: p.yml:8:13: port must be a number 1–65535, got \"abc\"\n" {
+	if r.code != 2 || r.stderr != "ps-subst: p.yml:8:13: port must be a number 1–65535 or auto, got \"abc\"\n" {
 		t.Errorf("exit %d stderr %q", r.code, r.stderr)
 	}
 	r = runIn(t, dir, nil, "x", "--env", "dev")

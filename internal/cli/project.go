@@ -45,28 +45,35 @@ func (a *App) ReadProject(projectFile, what string) (*Project, error) {
 // process environment is filled in when opts.Environ is nil), and hides
 // their secrets from every output of the run.
 func (a *App) EnvironmentVariables(projectFile, env string, opts variables.Options) (*variables.Set, error) {
+	_, _, vars, err := a.Environment(projectFile, env, opts)
+	return vars, err
+}
+
+// Environment is EnvironmentVariables that also returns the project file and the environment
+// ("" selects the current one).
+func (a *App) Environment(projectFile, env string, opts variables.Options) (*Project, *config.Environment, *variables.Set, error) {
 	what := "project file " + projectFile
 	if env != "" {
 		what = fmt.Sprintf("--env %s reads the project file %s", env, projectFile)
 	}
 	p, err := a.ReadProject(projectFile, what)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	f := p.File
 	e, err := f.Environment(env)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	if opts.Environ == nil {
 		opts.Environ = a.Env.Environ
 	}
 	vars, err := variables.ForEnvironment(f, e, opts)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	for _, s := range vars.Secrets() {
 		a.AddSecret(s)
 	}
-	return vars, nil
+	return p, e, vars, nil
 }

@@ -68,7 +68,17 @@ type Environment struct {
 	Postgres   Postgres
 	Init       []Step
 	Deployment *Step // nil when the environment deploys nothing
-	Variables  []Variable
+	// Seed lists the `seed:` SQL files `ps-env db reset` runs after migrating, in order.
+	Seed      []SeedFile
+	Variables []Variable
+}
+
+// SeedFile is one entry of an environment's `seed:`.
+type SeedFile struct {
+	// Path is the file name as written; File is it resolved against File.Dir.
+	Path string
+	File string
+	Pos  Pos
 }
 
 // Postgres is an environment's `postgres:` section. With URL set the
@@ -203,6 +213,11 @@ func (f *File) Environment(name string) (*Environment, error) {
 	}
 	if env.Deployment != nil {
 		check(env.Deployment)
+	}
+	for _, sf := range env.Seed {
+		if msg := checkSeed(f.Dir, sf); msg != "" {
+			errs = append(errs, &Error{Pos: sf.Pos, Msg: msg})
+		}
 	}
 	if err := joinErrors(errs); err != nil {
 		return nil, err

@@ -1,14 +1,19 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/poststack/poststack/pkg/safefile"
 )
 
 // decoder walks yaml.Node trees by hand so that every problem keeps the
@@ -261,7 +266,7 @@ func (d *decoder) environments(f *File, e entry) {
 
 func (d *decoder) environment(f *File, env *Environment, e entry) {
 	where := fmt.Sprintf("in environment %q", env.Name)
-	sec := d.fields(e.val, fmt.Sprintf("environment %q", env.Name), where, "postgres", "init", "deployment", "variables")
+	sec := d.fields(e.val, fmt.Sprintf("environment %q", env.Name), where, "postgres", "init", "deployment", "seed", "variables")
 	m := sec.m
 	if m == nil {
 		return
@@ -289,9 +294,54 @@ func (d *decoder) environment(f *File, env *Environment, e entry) {
 			env.Deployment = &s
 		}
 	}
+	if sd, ok := m["seed"]; ok {
+		d.seed(f, env, sd)
+	}
 	if vars, ok := m["variables"]; ok {
 		d.variables(env, vars)
 	}
+}
+
+// seed decodes `seed:`, a list of SQL files relative to the project; Environment checks that
+// they exist and are inside it.
+func (d *decoder) seed(f *File, env *Environment, e entry) {
+	if e.val.Kind != yaml.SequenceNode {
+		d.errorf(e.val, "seed must be a list of SQL files, got %s", describe(e.val))
+		return
+	}
+	for i, item := range e.val.Content {
+		p, ok := d.nonEmpty(entry{key: item, val: deref(item)}, fmt.Sprintf("seed entry %d of environment %q", i+1, env.Name))
+		if !ok {
+			continue
+		}
+		resolved := p
+		if !filepath.IsAbs(p) {
+			resolved = filepath.Join(f.Dir, p)
+		}
+		env.Seed = append(env.Seed, SeedFile{Path: p, File: resolved, Pos: d.pos(item)})
+	}
+}
+
+// checkSeed says what is wrong with a seed file of the selected environment, "" if nothing: it
+// must be a regular file inside the project, since a checkout could name ~/.ssh/id_rsa.
+func checkSeed(dir string, sf SeedFile) string {
+	info, err := os.Stat(sf.File)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Sprintf("seed file %s does not exist", sf.Path)
+	case err != nil:
+		return fmt.Sprintf("seed file %s: %v", sf.Path, err)
+	case !info.Mode().IsRegular():
+		return fmt.Sprintf("seed file %s is not a regular file", sf.Path)
+	}
+	if _, err := safefile.Inside(dir, sf.File); err != nil {
+		reason := err.Error()
+		if se := (*safefile.Error)(nil); errors.As(err, &se) {
+			reason = se.Reason
+		}
+		return fmt.Sprintf("seed file %s %s", sf.Path, reason)
+	}
+	return ""
 }
 
 func (d *decoder) step(f *File, n *yaml.Node, what string) (Step, bool) {

@@ -337,6 +337,9 @@ func (e *Engine) runWith(ctx context.Context, in invocation) ([]byte, error) {
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		code = ee.ExitCode()
+		// *exec.ExitError has an ExitCode method, which exitcode.Of would take as ours (125
+		// for podman): an engine command that failed is exit 1.
+		err = errors.New(ee.Error())
 	}
 	return nil, e.commandError(in.args, code, stderr.String(), err)
 }

@@ -20,6 +20,8 @@ type Image struct {
 	// Healthcheck is the Test of the image's HEALTHCHECK, nil when it has none or disables it.
 	Healthcheck []string
 	Volumes     []string // sorted
+	// ExposedPorts are the image's EXPOSE entries as "8080/tcp", sorted.
+	ExposedPorts []string
 }
 
 type healthJSON struct{ Test []string }
@@ -38,6 +40,7 @@ type imageJSON struct {
 		StopSignal  string
 		Labels      labelMap
 		Volumes     map[string]struct{}
+		Exposed     map[string]struct{} `json:"ExposedPorts"`
 		Healthcheck *healthJSON
 	}
 	Healthcheck *healthJSON
@@ -66,6 +69,9 @@ func (i imageJSON) image() Image {
 	}
 	if len(i.Config.Volumes) > 0 {
 		out.Volumes = sortedKeys(i.Config.Volumes)
+	}
+	if len(i.Config.Exposed) > 0 {
+		out.ExposedPorts = sortedKeys(i.Config.Exposed)
 	}
 	return out
 }

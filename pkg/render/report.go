@@ -3,6 +3,7 @@ package render
 import (
 	"errors"
 	"slices"
+	"unicode/utf8"
 
 	"github.com/poststack/poststack/pkg/subst"
 	"github.com/poststack/poststack/pkg/yamlsubst"
@@ -133,4 +134,21 @@ func UndefinedNames(rs []Resolved) []string {
 		}
 	}
 	return slices.Clip(names)
+}
+
+// MaxDefault is how much of a default a report shows: defaults nest, and a template of
+// nested defaults would otherwise print the text of each level again, quadratic in the
+// template's size.
+const MaxDefault = 256
+
+// Excerpt cuts s to MaxDefault bytes, at a character boundary, marking the cut.
+func Excerpt(s string) string {
+	if len(s) <= MaxDefault {
+		return s
+	}
+	n := MaxDefault
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }

@@ -123,6 +123,15 @@ func (m *Masker) Patterns() []string {
 	return slices.Clone(m.patterns)
 }
 
+// MaskValue hides a secret value for a report: a URL keeps its shape with only its password
+// masked, so a person still sees where it points; anything else is ****.
+func MaskValue(v string) string {
+	if m := MaskURL(v); m != v {
+		return m
+	}
+	return Mask
+}
+
 // MaskURL returns u with the password of its userinfo replaced by ****. It
 // works on the text rather than a parsed URL so that even a URL net/url
 // refuses (an unescaped '/' or '%' in the password) does not leak; any

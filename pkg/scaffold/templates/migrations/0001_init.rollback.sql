@@ -1,0 +1,2 @@
+-- Undoes 0001_init.sql (ps-migrate down).
+DROP TABLE app_info;
