@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -10,7 +12,25 @@ import (
 	"github.com/poststack/poststack/internal/testenv"
 )
 
-// echoArg pulls the message out of the example pod's `exec echo "…"` argument.
+// echoPod is a pod that prints the values it was rendered with and exits. The example's own
+// app-pod.yaml runs a server that needs the environment's database (ps-env up), so the test
+// renders this one inside the example project, with the example's dev variables.
+const echoPod = `apiVersion: v1
+kind: Pod
+metadata:
+  name: ${POSTSTACK_PROJECT}-${POSTSTACK_ENVIRONMENT}-app
+spec:
+  restartPolicy: Never
+  containers:
+    - name: app
+      image: localhost/debian:bookworm
+      imagePullPolicy: IfNotPresent
+      command: ["/bin/sh", "-c"]
+      args:
+        - exec echo "myapp started project=${POSTSTACK_PROJECT} environment=${POSTSTACK_ENVIRONMENT} log_level=${LOG_LEVEL} port=${APP_PORT} db_host=${DB_HOST}"
+`
+
+// echoArg pulls the message out of echoPod's `exec echo "…"` argument.
 var echoArg = regexp.MustCompile(`(?m)^\s*- exec echo "(.*)"\s*$`)
 
 func TestSubstPodmanKubePlay(t *testing.T) {
@@ -20,7 +40,10 @@ func TestSubstPodmanKubePlay(t *testing.T) {
 	ctx := testContext(t, 60*time.Second)
 	dir, project := exampleProject(t)
 
-	rendered := mustRun(t, ctx, dir, nil, psSubst, "--env", "dev", "containers/app/app-pod.yaml")
+	if err := os.WriteFile(filepath.Join(dir, "echo-pod.yaml"), []byte(echoPod), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rendered := mustRun(t, ctx, dir, nil, psSubst, "--env", "dev", "echo-pod.yaml")
 	if strings.Contains(rendered, "${") {
 		t.Fatalf("rendered pod still holds a placeholder:\n%s", rendered)
 	}

@@ -139,6 +139,8 @@ type sweepCase struct {
 	engine string
 	// learn marks ephemeral up: its URL's password becomes a tracked secret, its ID {eph-id}.
 	learn bool
+	// dir is a directory under the project to run in ("" = the project).
+	dir string
 }
 
 type shown struct {
@@ -347,6 +349,110 @@ func sweepCases() []sweepCase {
 		showsOut(envCmd("url", 0, "external"), kindKnown),
 		envCmd("url", 2, "nosuchenv"),
 		envCmd("url", 2, "--host", "--container"),
+		// dry-run, config and validate report variables and settings, secrets masked;
+		// dry-run --show-secrets exists to show them.
+		envCmd("dry-run", 0, "dev"),
+		envCmd("dry-run", 0, "dev", "--file", "secret.txt"),
+		envCmd("dry-run", 0, "external", "--file", "pod.yml"),
+		showsOut(envCmd("dry-run", 0, "dev", "--file", "secret.txt", "--show-secrets"), kindKnown),
+		envCmd("dry-run", 3, "dev", "--file", "undefined.txt"),
+		envCmd("dry-run", 3, "dev", "--file", "required.txt"),
+		envCmd("dry-run", 2, "dev", "--file", "nested.txt"),
+		envCmd("dry-run", 2, "dev", "--file", "nope.txt"),
+		envCmd("dry-run", 2, "nosuchenv"),
+		envCmd("dry-run", 2, "dev", "--set", "DB_PASSWORD={password}"),
+		envCmd("config", 0),
+		envCmd("config", 0, "external"),
+		envCmd("config", 0, "badpw", "--env-file", "app.env"),
+		envCmd("config", 2, "nosuchenv"),
+		envCmd("config", 2, "dev", "--set", "POSTSTACK_HOST_DATABASE_URL={url-wrong-password}"),
+		envCmd("validate", 0),
+		envCmd("validate", 0, "external"),
+		envCmd("validate", 2, "nosuchenv"),
+	)
+	// ps-env's environment lifecycle: the external environment (no engine: its database is the
+	// test server, reached by a URL with the known password) and, on podman, box from nothing
+	// to a deployed pod whose variables carry the password, and back.
+	add(
+		envCmd("up", 0, "external"),
+		envCmd("up", 0, "external", "--only", "migrate"),
+		envCmd("up", 1, "external", "--migrations-path", "badsql"),
+		envCmd("up", 2, "external", "--only", "bogus"),
+		envCmd("up", 2, "nosuchenv"),
+		envCmd("start", 0, "external", "--no-migrate"),
+		envCmd("deploy", 0, "external"),
+		envCmd("restart", 0, "external"),
+		envCmd("status", 0, "external"),
+		envCmd("status", 2, "nosuchenv"),
+		envCmd("logs", 0, "external"),
+		envCmd("down", 0, "external"),
+		envCmd("stop", 0, "external"),
+		envCmd("down", 2, "nosuchenv"),
+		envCmd("init", 2, "--no-interactive"),
+		// init scaffolds a new project in an empty directory; the URL in its environment must
+		// not end up in a file it writes.
+		func() sweepCase {
+			c := envCmd("init", 0, "--no-interactive", "--project-name", "fresh")
+			c.dir, c.env = "fresh", []string{"POSTSTACK_DATABASE_URL={url}", "DATABASE_URL={url}"}
+			return c
+		}(),
+		envCmd("start", 2, "nosuchenv"),
+		envCmd("stop", 2, "nosuchenv"),
+		envCmd("restart", 2, "nosuchenv"),
+		envCmd("deploy", 2, "nosuchenv"),
+		envCmd("logs", 2, "nosuchenv"),
+		envCmd("init", 2, "--no-interactive", "--project-name", "Bad"),
+		onPodman(envCmd("up", 0, "box", "--container-runtime", "podman")),
+		onPodman(envCmd("up", 0, "box", "--container-runtime", "podman")),
+		onPodman(envCmd("status", 0, "box", "--container-runtime", "podman")),
+		onPodman(envCmd("logs", 0, "box", "--container-runtime", "podman")),
+		onPodman(envCmd("deploy", 0, "box", "--container-runtime", "podman")),
+		onPodman(envCmd("down", 0, "box", "--container-runtime", "podman", "--volumes")),
+	)
+	// ps-env containers: the project's app image (built by ps-build above) run with secret
+	// variables from the environment, which no output may show.
+	ctr := func(cmd string, exit int, args ...string) sweepCase {
+		return sweepCase{bin: "ps-env", cmd: "containers " + cmd, args: args, exit: exit,
+			env: []string{"POSTSTACK_APP_ENV_DATABASE_URL={url}", "POSTSTACK_APP_ENV_DB_PASSWORD={password}"}}
+	}
+	add(
+		ctr("start", 2, "unexpected"),
+		ctr("status", 2, "unexpected"),
+		ctr("stop", 2),
+		ctr("rm", 2),
+		onPodman(ctr("start", 0, "--container-runtime", "podman", "--container", "app")),
+		onPodman(ctr("start", 2, "--container-runtime", "podman", "--container", "nosuch")),
+		onPodman(ctr("status", 0, "--container-runtime", "podman")),
+		onPodman(ctr("stop", 0, "--container-runtime", "podman", "--all")),
+		onPodman(ctr("rm", 0, "--container-runtime", "podman", "--force", "app")),
+		onPodman(ctr("rm", 2, "--container-runtime", "podman", "app")),
+	)
+	// ps-env db: reset, snapshot and restore dev's database on the test server, whose
+	// superuser password the store holds as an environment's container's; nohost and badpw fail
+	// to reach it. The last run waits for the spare a reset leaves to the server.
+	dbCmd := func(cmd string, exit int, args ...string) sweepCase {
+		return sweepCase{bin: "ps-env", cmd: "db " + cmd, args: args, exit: exit}
+	}
+	add(
+		dbCmd("reset", 0, "dev"),
+		dbCmd("reset", 0, "dev", "--no-seed"),
+		dbCmd("reset", 0),
+		dbCmd("reset", 1, "nohost"),
+		dbCmd("reset", 1, "badpw"),
+		dbCmd("reset", 1, "dev", "--migrations-path", "badsql"),
+		dbCmd("reset", 2, "external"),
+		dbCmd("reset", 2, "nosuchenv"),
+		dbCmd("snapshot", 0, "s1", "dev"),
+		dbCmd("snapshot", 2, "s1", "dev"),
+		dbCmd("snapshot", 2, `x"; drop database postgres; --`),
+		dbCmd("snapshot", 1, "s1", "nohost"),
+		dbCmd("restore", 0, "s1", "dev"),
+		dbCmd("restore", 2, "nosuch", "dev"),
+		dbCmd("restore", 1, "s1", "badpw"),
+		dbCmd("drop-snapshot", 0, "s1", "dev"),
+		dbCmd("drop-snapshot", 2, "s1", "dev"),
+		dbCmd("snapshots", 2, "external"),
+		dbCmd("snapshots", 0, "dev"),
 	)
 	return cs
 }
@@ -562,6 +668,10 @@ func newSweepDatabase(t *testing.T, ctx context.Context, admin string) *sweepDat
 			return
 		}
 		for _, n := range names {
+			// ps-env db's templates and snapshots must stop being templates to be dropped.
+			if _, err := conn.Exec(ctx, "ALTER DATABASE "+pgx.Identifier{n}.Sanitize()+" WITH IS_TEMPLATE false"); err != nil {
+				t.Errorf("drop database %s: %v", n, err)
+			}
 			if _, err := conn.Exec(ctx, "DROP DATABASE "+pgx.Identifier{n}.Sanitize()+" WITH (FORCE)"); err != nil {
 				t.Errorf("drop database %s: %v", n, err)
 			}
@@ -571,6 +681,17 @@ func newSweepDatabase(t *testing.T, ctx context.Context, admin string) *sweepDat
 		}
 	})
 	return d
+}
+
+// adminPassword is the test server's superuser password.
+func (d *sweepDatabase) adminPassword(t *testing.T) string {
+	t.Helper()
+	u, err := url.Parse(d.admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw, _ := u.User.Password()
+	return pw
 }
 
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
@@ -672,7 +793,14 @@ func newSweepWorld(t *testing.T, ctx context.Context, d *sweepDatabase, mode swe
 			"  dev:\n" + pg(d.port) + "    variables:\n      APP_PORT: 8080\n" +
 			"  badpw:\n" + pg(d.port) +
 			"  nohost:\n" + pg(d.closedPort) +
-			"  external:\n    postgres:\n      url: " + strconv.Quote(good) + "\n",
+			"  external:\n    postgres:\n      url: " + strconv.Quote(good) + "\n" +
+			// box: an environment of its own on podman, its password the known one; its port is
+			// picked here, not auto, since the parallel worlds have separate homes and claims.
+			"  box:\n    postgres:\n      port: " + strconv.Itoa(freePort(t, 21000+int(randomByte(t))*150)) + "\n    deployment:\n      pod: boxpod.yml\n",
+		"boxpod.yml": "apiVersion: v1\nkind: Pod\nmetadata:\n  name: box\nspec:\n  containers:\n    - name: app\n" +
+			"      image: " + testenv.DefaultBaseImage + "\n      command: [\"sh\", \"-c\", \"echo started; exec sleep 600\"]\n" +
+			"      env:\n        - name: DATABASE_URL\n          value: ${POSTSTACK_DATABASE_URL}\n" +
+			"        - name: DB_PASSWORD\n          value: ${DB_PASSWORD}\n",
 		"ps.yml":                    "database_url: " + strconv.Quote(good) + "\n",
 		"app.env":                   "APP_DATABASE_URL=" + good + "\n",
 		"plain.txt":                 "host=${DB_HOST} port=${APP_PORT}\n",
@@ -704,9 +832,9 @@ func newSweepWorld(t *testing.T, ctx context.Context, d *sweepDatabase, mode swe
 		}
 	}
 	writeFiles(t, w.project, files)
-	for _, dir := range []string{"logs", "out", "newmigs", "home", "cache", "state", "config", "gha"} {
+	for _, dir := range []string{"logs", "out", "newmigs", "fresh", "home", "cache", "state", "config", "gha"} {
 		base := w.project
-		if !slices.Contains([]string{"logs", "out", "newmigs"}, dir) {
+		if !slices.Contains([]string{"logs", "out", "newmigs", "fresh"}, dir) {
 			base = w.root
 		}
 		if err := os.MkdirAll(filepath.Join(base, dir), 0o755); err != nil {
@@ -721,7 +849,10 @@ func newSweepWorld(t *testing.T, ctx context.Context, d *sweepDatabase, mode swe
 		".gitignore":              "*\n",
 		name + "-dev.password":    d.known + "\n",
 		name + "-nohost.password": d.known + "\n",
+		name + "-box.password":    d.known + "\n",
 		name + "-badpw.password":  d.wrong + "\n",
+		// ps-env db connects as the environment container's superuser, here the test server's.
+		name + "-dev.admin-password": d.adminPassword(t) + "\n",
 	} {
 		if err := os.WriteFile(filepath.Join(store, file), []byte(content), 0o600); err != nil {
 			t.Fatal(err)
@@ -797,7 +928,7 @@ func (w *sweepWorld) run(t *testing.T, ctx context.Context, c sweepCase) {
 	runCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(runCtx, filepath.Join(binDir, c.bin), args...)
-	cmd.Dir, cmd.Env, cmd.Stdin = w.project, env, strings.NewReader(c.stdin)
+	cmd.Dir, cmd.Env, cmd.Stdin = filepath.Join(w.project, c.dir), env, strings.NewReader(c.stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	began := time.Now()

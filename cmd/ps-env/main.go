@@ -36,7 +36,7 @@ prints their database URLs.
 It starts throwaway (ephemeral) PostgreSQL servers for CI jobs and tests,
 on the host's PostgreSQL binaries or in a podman or docker container, with the
 project's migrations applied, and lists and stops them.`,
-		Subcommands: []*ffcli.Command{listCommand(app), switchCommand(app), urlCommand(app), ephemeralCommand(app)},
+		Subcommands: []*ffcli.Command{initCommand(app), listCommand(app), upCommand(app, "up", ""), upCommand(app, "start", "up"), downCommand(app, "down", ""), downCommand(app, "stop", "down"), restartCommand(app), deployCommand(app), statusCommand(app), logsCommand(app), dryRunCommand(app), configCommand(app), validateCommand(app), switchCommand(app), urlCommand(app), containersCommand(app), ephemeralCommand(app), dbCommand(app)},
 	},
 		"ps-env list",
 		"ps-env switch staging",

@@ -7,8 +7,10 @@ import (
 
 	"github.com/poststack/poststack/pkg/config"
 	"github.com/poststack/poststack/pkg/exitcode"
+	"github.com/poststack/poststack/pkg/hostport"
 	"github.com/poststack/poststack/pkg/safefile"
 	"github.com/poststack/poststack/pkg/variables"
+	"github.com/poststack/poststack/pkg/xdg"
 )
 
 // Project is a project file as read and decoded.
@@ -49,6 +51,16 @@ func (a *App) EnvironmentVariables(projectFile, env string, opts variables.Optio
 	return vars, err
 }
 
+// PortClaims is the directory where automatic ports are claimed for this user, so that two
+// projects never get the same one (hostport.Recorded); "" without a home directory.
+func (a *App) PortClaims() string {
+	d, err := xdg.StateDir(a.Env.Getenv, "ports")
+	if err != nil {
+		return ""
+	}
+	return d
+}
+
 // Environment is EnvironmentVariables that also returns the project file and the environment
 // ("" selects the current one).
 func (a *App) Environment(projectFile, env string, opts variables.Options) (*Project, *config.Environment, *variables.Set, error) {
@@ -67,6 +79,12 @@ func (a *App) Environment(projectFile, env string, opts variables.Options) (*Pro
 	}
 	if opts.Environ == nil {
 		opts.Environ = a.Env.Environ
+	}
+	if opts.Port == nil {
+		pg := e.Postgres
+		opts.Port = func(project, env string) (int, error) {
+			return hostport.Recorded(f.Dir, project, env, pg.Bind, f.Ports(), a.PortClaims())
+		}
 	}
 	vars, err := variables.ForEnvironment(f, e, opts)
 	if err != nil {

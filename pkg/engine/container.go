@@ -431,6 +431,12 @@ func (e *Engine) ListContainers(ctx context.Context, labels map[string]string) (
 		return nil, nil
 	}
 	raw, err := e.run(ctx, append([]string{"container", "inspect"}, ids...)...)
+	if err != nil && !isNotFound(err) && ctx.Err() == nil {
+		// podman fails an inspect of a container that is exiting right then ("read
+		// /proc/PID/cgroup: no such process"): once more, after it has.
+		time.Sleep(200 * time.Millisecond)
+		raw, err = e.run(ctx, append([]string{"container", "inspect"}, ids...)...)
+	}
 	if isNotFound(err) {
 		// A container vanished between ps and inspect: inspect the rest one by one.
 		var res []Container

@@ -4,6 +4,7 @@
 package hostport
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/poststack/poststack/pkg/exitcode"
 	"github.com/poststack/poststack/pkg/secret"
@@ -49,9 +51,12 @@ func String(bind string, port int) string { return fmt.Sprintf("%s:%d", bind, po
 
 // Recorded returns the host port kept for project and env in dir/.poststack/, picking and
 // recording it on first use: the first port from AutoStart up that is free on bind, not in
-// taken and not recorded for another environment of the state directory. It never moves after
-// that, even when the port is busy later: a check at start-up reports who holds it.
-func Recorded(dir, project, env, bind string, taken map[int]bool) (int, error) {
+// taken, not recorded for another environment of the state directory and, when claims names a
+// directory, not claimed there by another environment of this user (a port picked for a
+// project that is down is free, and would otherwise be picked again for the next one). It
+// never moves after that, even when the port is busy later: a check at start-up reports who
+// holds it.
+func Recorded(dir, project, env, bind string, taken map[int]bool, claims string) (int, error) {
 	v, err := secret.Record(dir, project, env, Suffix, func() (string, error) {
 		skip := maps.Clone(taken)
 		if skip == nil {
@@ -60,8 +65,17 @@ func Recorded(dir, project, env, bind string, taken map[int]bool) (int, error) {
 		for _, p := range recordedPorts(filepath.Join(dir, secret.StateDir)) {
 			skip[p] = true
 		}
-		p, err := FirstFree(bind, AutoStart, skip)
-		return strconv.Itoa(p), err
+		for from := AutoStart; ; {
+			p, err := FirstFree(bind, from, skip)
+			if err != nil {
+				return "", err
+			}
+			if claim(claims, p, dir, project, env) {
+				return strconv.Itoa(p), nil
+			}
+			skip[p] = true
+			from = p + 1
+		}
 	})
 	if err != nil {
 		return 0, err
@@ -98,4 +112,39 @@ func recordedPorts(state string) []int {
 		}
 	}
 	return ports
+}
+
+// claim takes port p for the environment in the claims directory: a file named for the port,
+// holding the project directory and the environment. A claim whose environment no longer
+// records that port (the project was removed, or its .poststack/ with it) is taken over.
+func claim(claims string, p int, dir, project, env string) bool {
+	if claims == "" {
+		return true
+	}
+	if err := os.MkdirAll(claims, 0o700); err != nil {
+		return true // no registry: the bind check alone decides
+	}
+	owner := dir + "\n" + project + "-" + env + "\n"
+	path := filepath.Join(claims, strconv.Itoa(p))
+	for range 2 {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+		if err == nil {
+			_, err = f.WriteString(owner)
+			return errors.Join(err, f.Close()) == nil
+		}
+		b, rerr := os.ReadFile(path)
+		if rerr != nil || len(b) > 8192 {
+			return false
+		}
+		if string(b) == owner {
+			return true
+		}
+		odir, name, _ := strings.Cut(strings.TrimSuffix(string(b), "\n"), "\n")
+		rec, err := os.ReadFile(filepath.Join(odir, secret.StateDir, name+Suffix))
+		if err == nil && strings.TrimSpace(string(rec)) == strconv.Itoa(p) {
+			return false // still that environment's
+		}
+		os.Remove(path) // stale: take it over
+	}
+	return false
 }

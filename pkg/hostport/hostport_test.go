@@ -21,7 +21,7 @@ func TestRecordedPicksOnceAndKeeps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p1, err := Recorded(dir, "shop", "dev", "127.0.0.1", map[int]bool{first + 1: true})
+	p1, err := Recorded(dir, "shop", "dev", "127.0.0.1", map[int]bool{first + 1: true}, "")
 	l.Close()
 	if err != nil {
 		t.Fatal(err)
@@ -35,13 +35,13 @@ func TestRecordedPicksOnceAndKeeps(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer hold.Close()
-	again, err := Recorded(dir, "shop", "dev", "127.0.0.1", nil)
+	again, err := Recorded(dir, "shop", "dev", "127.0.0.1", nil, "")
 	if err != nil || again != p1 {
 		t.Fatalf("second Recorded = %d, %v; want %d", again, err, p1)
 	}
 	// Another environment of the same state directory never gets the recorded one.
 	hold.Close()
-	other, err := Recorded(dir, "shop", "staging", "127.0.0.1", nil)
+	other, err := Recorded(dir, "shop", "staging", "127.0.0.1", nil, "")
 	if err != nil || other == p1 {
 		t.Fatalf("staging got %d, %v; dev has %d", other, err, p1)
 	}
@@ -70,10 +70,40 @@ func TestRecordedRefusesPlantedFiles(t *testing.T) {
 				t.Fatal(err)
 			}
 			plant(t, state)
-			_, err := Recorded(dir, "shop", "dev", "127.0.0.1", nil)
+			_, err := Recorded(dir, "shop", "dev", "127.0.0.1", nil, "")
 			if exitcode.Of(err) != exitcode.Usage {
 				t.Fatalf("err = %v (exit %d), want exit 2", err, exitcode.Of(err))
 			}
 		})
+	}
+}
+
+// TestRecordedClaims: a port claimed by another project's environment is not picked again even
+// while that project is down (the port is free); a claim whose project is gone is taken over.
+func TestRecordedClaims(t *testing.T) {
+	claims := filepath.Join(t.TempDir(), "ports")
+	a, b := t.TempDir(), t.TempDir()
+	pa, err := Recorded(a, "one", "dev", "127.0.0.1", nil, claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb, err := Recorded(b, "two", "dev", "127.0.0.1", nil, claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pa == pb {
+		t.Fatalf("both projects got port %d", pa)
+	}
+	// Project one is removed: its claim is stale, and a third project may take its port.
+	if err := os.RemoveAll(a); err != nil {
+		t.Fatal(err)
+	}
+	c := t.TempDir()
+	pc, err := Recorded(c, "three", "dev", "127.0.0.1", nil, claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pc != pa {
+		t.Errorf("third project got %d; want the stale claim's %d", pc, pa)
 	}
 }

@@ -94,7 +94,7 @@ func ForEnvironment(f *config.File, env *config.Environment, opts Options) (*Set
 		get := opts.Port
 		if get == nil {
 			get = func(project, env string) (int, error) {
-				return hostport.Recorded(f.Dir, project, env, pg.Bind, f.Ports())
+				return hostport.Recorded(f.Dir, project, env, pg.Bind, f.Ports(), "")
 			}
 		}
 		port, err := get(f.Project.Name, env.Name)

@@ -1,0 +1,240 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"strconv"
+	"text/tabwriter"
+
+	"github.com/peterbourgon/ff/v3/ffcli"
+
+	"github.com/poststack/poststack/internal/cli"
+	"github.com/poststack/poststack/pkg/config"
+	"github.com/poststack/poststack/pkg/envcheck"
+	"github.com/poststack/poststack/pkg/hostport"
+	"github.com/poststack/poststack/pkg/secret"
+	"github.com/poststack/poststack/pkg/variables"
+)
+
+func configCommand(app *cli.App) *ffcli.Command {
+	fs := flag.NewFlagSet("ps-env config", flag.ContinueOnError)
+	var vf varFlags
+	vf.register(fs)
+	return app.Examples(&ffcli.Command{
+		Name:       "config",
+		ShortUsage: "ps-env config [ENV] [--set NAME=VALUE] [--env-file FILE]",
+		ShortHelp:  "print the effective configuration of an environment, defaults filled in, secrets masked",
+		LongHelp: `config prints ENV (the current environment by default) as commands see it:
+its postgres settings with every default filled in (database, user, port,
+bind, image, and the URL from this machine), its init, deployment and seed
+files, and its variables — the built-ins, variables:, .env and --set, each
+with the value that wins (the process environment included) and its source.
+Passwords, and URLs and values that carry secrets, are always masked: use
+'ps-env url' for the URL itself.
+A generated password or automatic port is made and kept in .poststack/ on
+first use, as up would.`,
+		FlagSet: fs,
+		Exec: func(ctx context.Context, args []string) error {
+			env, err := envArgument(fs, args, "config")
+			if err != nil {
+				return err
+			}
+			opts, err := vf.options(app)
+			if err != nil {
+				return err
+			}
+			p, err := loadProject(app)
+			if err != nil {
+				return err
+			}
+			e, err := p.File.Environment(env)
+			if err != nil {
+				return err
+			}
+			vars, err := environmentVariables(app, p.File, e, opts)
+			if err != nil {
+				return err
+			}
+			// The variables the project defines: those of a run without the process
+			// environment, each with the value the real run gives it.
+			local := opts
+			local.Environ = []string{}
+			local.Password = func(string, string) (string, error) { return vars.Get("DB_PASSWORD"), nil }
+			local.Port = func(string, string) (int, error) { return hostport.AutoStart, nil }
+			own, err := variables.ForEnvironment(p.File, e, local)
+			if err != nil {
+				return err
+			}
+			return app.Render(newConfigReport(app, p.File, e, vars, own))
+		},
+	}, "ps-env config", "ps-env --json config staging | jq .postgres")
+}
+
+// configReport is an environment's effective configuration, secrets masked.
+type configReport struct {
+	Project     string         `json:"project"`
+	Description string         `json:"description,omitempty"`
+	Environment string         `json:"environment"`
+	Current     bool           `json:"current"`
+	Postgres    configPostgres `json:"postgres"`
+	Init        []configStep   `json:"init"`
+	Deployment  *configStep    `json:"deployment"`
+	Seed        []string       `json:"seed"`
+	Variables   []configVar    `json:"variables"`
+}
+
+type configPostgres struct {
+	External bool   `json:"external"`
+	Database string `json:"database"`
+	User     string `json:"user"`
+	// Password is "****", or "auto_generated" for one generated and kept in .poststack/.
+	Password string `json:"password"`
+	Port     int    `json:"port"`
+	PortAuto bool   `json:"port_auto"` // picked on first use, kept in .poststack/
+	Bind     string `json:"bind,omitempty"`
+	Image    string `json:"image,omitempty"`
+	// URL is the database URL from this machine, ContainerURL from the environment's
+	// containers; passwords masked.
+	URL          string `json:"url"`
+	ContainerURL string `json:"container_url"`
+}
+
+type configStep struct {
+	Unit string `json:"unit"`
+	Kind string `json:"kind"`
+	Path string `json:"path"`
+}
+
+type configVar struct {
+	Name   string `json:"name"`
+	Value  string `json:"value"`
+	Source string `json:"source"`
+	Secret bool   `json:"secret"`
+}
+
+func newConfigReport(app *cli.App, f *config.File, e *config.Environment, vars, own *variables.Set) configReport {
+	pg := e.Postgres
+	hostURL := vars.Get("POSTSTACK_HOST_DATABASE_URL")
+	r := configReport{
+		Project: f.Project.Name, Description: f.Project.Description,
+		Environment: e.Name, Current: e.Name == currentName(f),
+		Postgres: configPostgres{
+			External: pg.External(), Database: vars.Get("DB_NAME"), User: vars.Get("DB_USER"), Password: secret.Mask,
+			Port: pg.Port, PortAuto: pg.PortAuto && !pg.External(),
+			URL: maskSecret(app, hostURL), ContainerURL: maskSecret(app, vars.Get("POSTSTACK_DATABASE_URL")),
+		},
+		Init: []configStep{}, Seed: []string{}, Variables: []configVar{},
+	}
+	if u, err := url.Parse(hostURL); err == nil {
+		if port, err := strconv.Atoi(u.Port()); err == nil {
+			r.Postgres.Port = port
+		}
+	}
+	if !pg.External() {
+		r.Postgres.Bind, r.Postgres.Image = pg.Bind, pg.Image
+		if pg.GeneratePassword {
+			r.Postgres.Password = config.AutoGenerated
+		}
+	}
+	for _, file := range envcheck.Files(e) {
+		s := configStep{Unit: file.Unit, Kind: string(file.Kind), Path: file.Path}
+		if file.Init() {
+			r.Init = append(r.Init, s)
+		} else {
+			r.Deployment = &s
+		}
+	}
+	for _, s := range e.Seed {
+		r.Seed = append(r.Seed, s.Path)
+	}
+	for _, o := range own.All() {
+		v, _ := vars.Var(o.Name)
+		value := app.Secrets.Mask(v.Value)
+		if v.Secret {
+			value = maskSecret(app, v.Value)
+		}
+		r.Variables = append(r.Variables, configVar{Name: v.Name, Value: value, Source: v.Source, Secret: v.Secret})
+	}
+	return r
+}
+
+// maskSecret masks a secret value, keeping a URL's shape, and then whatever else of the
+// run's secrets it holds.
+func maskSecret(app *cli.App, v string) string { return app.Secrets.Mask(secret.MaskValue(v)) }
+
+func (r configReport) RenderText(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	current := ""
+	if r.Current {
+		current = " (current)"
+	}
+	fmt.Fprintf(tw, "project\t%s\n", r.Project)
+	if r.Description != "" {
+		fmt.Fprintf(tw, "description\t%s\n", r.Description)
+	}
+	fmt.Fprintf(tw, "environment\t%s%s\n", r.Environment, current)
+	pg := r.Postgres
+	fmt.Fprintln(tw, "postgres:")
+	if pg.External {
+		fmt.Fprintf(tw, "  url\t%s (external: no container is started)\n", pg.URL)
+	}
+	fmt.Fprintf(tw, "  database\t%s\n", pg.Database)
+	fmt.Fprintf(tw, "  user\t%s\n", pg.User)
+	password := pg.Password
+	if password == config.AutoGenerated {
+		password += " (kept in " + secret.StateDir + "/)"
+	}
+	fmt.Fprintf(tw, "  password\t%s\n", password)
+	port := strconv.Itoa(pg.Port)
+	if pg.PortAuto {
+		port += " (auto, kept in " + secret.StateDir + "/)"
+	}
+	fmt.Fprintf(tw, "  port\t%s\n", port)
+	if !pg.External {
+		fmt.Fprintf(tw, "  bind\t%s\n", pg.Bind)
+		fmt.Fprintf(tw, "  image\t%s\n", pg.Image)
+		fmt.Fprintf(tw, "  url\t%s\n", pg.URL)
+		fmt.Fprintf(tw, "  container url\t%s\n", pg.ContainerURL)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	steps := func(title string, list []configStep) {
+		if len(list) == 0 {
+			fmt.Fprintf(tw, "%s none\n", title)
+			return
+		}
+		fmt.Fprintf(tw, "%s\n", title)
+		for _, s := range list {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", s.Unit, s.Kind, s.Path)
+		}
+	}
+	steps("init:", r.Init)
+	var deploy []configStep
+	if r.Deployment != nil {
+		deploy = []configStep{*r.Deployment}
+	}
+	steps("deployment:", deploy)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(r.Seed) > 0 {
+		fmt.Fprintln(w, "seed:")
+		for _, s := range r.Seed {
+			fmt.Fprintf(w, "  %s\n", s)
+		}
+	}
+	fmt.Fprintln(w, "variables:")
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  NAME\tVALUE\tSOURCE")
+	for _, v := range r.Variables {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", v.Name, v.Value, v.Source)
+	}
+	return tw.Flush()
+}
+
+func (r configReport) RenderJSON(w io.Writer) error { return cli.WriteJSON(w, r) }
