@@ -272,6 +272,9 @@ func (v *varFlags) options(app *cli.App) (variables.Options, error) {
 // environmentVariables builds e's variables and hides their secrets from every output of
 // the run, as cli.App.EnvironmentVariables does for a project file it reads itself.
 func environmentVariables(app *cli.App, f *config.File, e *config.Environment, opts variables.Options) (*variables.Set, error) {
+	if opts.Port == nil {
+		opts.Port = app.AutoPort(f, e) // claimed for this user, as up claims it
+	}
 	vars, err := variables.ForEnvironment(f, e, opts)
 	if err != nil {
 		return nil, err

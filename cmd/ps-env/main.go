@@ -1,6 +1,7 @@
-// Command ps-env runs a poststack project's environments; today it lists
-// them and switches the current one, and starts, lists and stops throwaway
-// PostgreSQL servers.
+// Command ps-env runs a poststack project's environments: scaffolding (init),
+// the lifecycle (up, down, restart, deploy), inspection (status, logs, dry-run,
+// config, validate), the environment's database (db reset/snapshot/restore),
+// project containers, and throwaway PostgreSQL servers (ephemeral).
 package main
 
 import (
@@ -31,14 +32,23 @@ func rootCommand(app *cli.App) *ffcli.Command {
 	return app.Root(&ffcli.Command{
 		ShortUsage: "ps-env [flags] <command> [args...]",
 		ShortHelp:  "ps-env: a project's environments, and throwaway PostgreSQL servers for CI and tests",
-		LongHelp: `ps-env lists the environments of .poststack.yml, switches the current one and
-prints their database URLs.
-It starts throwaway (ephemeral) PostgreSQL servers for CI jobs and tests,
-on the host's PostgreSQL binaries or in a podman or docker container, with the
-project's migrations applied, and lists and stops them.`,
+		LongHelp: `ps-env runs the environments of .poststack.yml. 'ps-env init' scaffolds a
+project; 'ps-env up' takes an environment from nothing to running: its own
+PostgreSQL container (data in a volume that down keeps), the migrations, the
+init containers run to success, the deployment (podman pod or compose file)
+rendered with the environment's variables, running and healthy. A second up
+with nothing changed changes nothing. status, logs, dry-run, config and
+validate inspect; db reset/snapshot/restore work on the environment's
+database; containers runs the project's images one by one.
+It also starts throwaway (ephemeral) PostgreSQL servers for CI jobs and
+tests, on the host's PostgreSQL binaries or in a podman or docker container,
+with the project's migrations applied, and lists and stops them.`,
 		Subcommands: []*ffcli.Command{initCommand(app), listCommand(app), upCommand(app, "up", ""), upCommand(app, "start", "up"), downCommand(app, "down", ""), downCommand(app, "stop", "down"), restartCommand(app), deployCommand(app), statusCommand(app), logsCommand(app), dryRunCommand(app), configCommand(app), validateCommand(app), switchCommand(app), urlCommand(app), containersCommand(app), ephemeralCommand(app), dbCommand(app)},
 	},
-		"ps-env list",
+		"ps-env init --all --no-interactive",
+		"ps-env up",
+		"ps-env status",
+		"ps-env down --volumes",
 		"ps-env switch staging",
 		"URL=$(ps-env ephemeral up --migrate migrations)",
 		"ps-env --container-runtime docker ephemeral up --provider container --json",

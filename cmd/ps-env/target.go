@@ -6,7 +6,6 @@ import (
 	"github.com/poststack/poststack/internal/cli"
 	"github.com/poststack/poststack/pkg/config"
 	"github.com/poststack/poststack/pkg/engine"
-	"github.com/poststack/poststack/pkg/hostport"
 	"github.com/poststack/poststack/pkg/lifecycle"
 	"github.com/poststack/poststack/pkg/pgenv"
 	"github.com/poststack/poststack/pkg/secret"
@@ -43,7 +42,7 @@ func resolveEnv(ctx context.Context, app *cli.App, name string) (*lifecycle.Envi
 	}
 	if !pg.External() {
 		if pg.PortAuto {
-			if env.Postgres.Port, err = hostport.Recorded(f.Dir, project, e.Name, pg.Bind, f.Ports(), app.PortClaims()); err != nil {
+			if env.Postgres.Port, err = app.AutoPort(f, e)(project, e.Name); err != nil {
 				return nil, err
 			}
 		}

@@ -61,6 +61,15 @@ func (a *App) PortClaims() string {
 	return d
 }
 
+// AutoPort is the port an environment with `port: auto` has: picked on first use, kept in
+// the project's .poststack/ and claimed for this user (PortClaims), for variables.Options.Port.
+func (a *App) AutoPort(f *config.File, e *config.Environment) func(project, env string) (int, error) {
+	bind := e.Postgres.Bind
+	return func(project, env string) (int, error) {
+		return hostport.Recorded(f.Dir, project, env, bind, f.Ports(), a.PortClaims())
+	}
+}
+
 // Environment is EnvironmentVariables that also returns the project file and the environment
 // ("" selects the current one).
 func (a *App) Environment(projectFile, env string, opts variables.Options) (*Project, *config.Environment, *variables.Set, error) {
@@ -81,10 +90,7 @@ func (a *App) Environment(projectFile, env string, opts variables.Options) (*Pro
 		opts.Environ = a.Env.Environ
 	}
 	if opts.Port == nil {
-		pg := e.Postgres
-		opts.Port = func(project, env string) (int, error) {
-			return hostport.Recorded(f.Dir, project, env, pg.Bind, f.Ports(), a.PortClaims())
-		}
+		opts.Port = a.AutoPort(f, e)
 	}
 	vars, err := variables.ForEnvironment(f, e, opts)
 	if err != nil {

@@ -2,7 +2,6 @@ package lifecycle
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/poststack/poststack/pkg/config"
@@ -31,41 +30,53 @@ func Down(ctx context.Context, env *Environment, volumes bool, fn progress.Func)
 	start := time.Now()
 	res := &DownResult{Project: env.ProjectName(), Environment: env.Name(), Containers: []string{}}
 	defer func() { res.Duration = time.Since(start) }()
-	var errs []error
-	for _, d := range env.deployers() {
-		err := step(fn, "remove "+d.kind+" units", func() error {
-			cs, err := d.d.Containers(ctx, env.ProjectName(), env.Name(), "")
+	if env.Engine == nil {
+		return res, nil
+	}
+	// One listing says what there is to remove, so that a deployer whose kind made nothing (and
+	// a compose front-end that is not even needed) is not asked.
+	all, err := env.Engine.ListContainers(ctx, map[string]string{deploy.LabelProject: env.ProjectName(), deploy.LabelEnvironment: env.Name()})
+	if err != nil {
+		return res, err
+	}
+	kinds := map[config.StepKind]bool{}
+	dbExists := false
+	for _, c := range all {
+		switch {
+		case c.Name == env.Postgres.Container:
+			dbExists = true
+		case c.Labels[composeProjectLabel] != "":
+			kinds[config.Compose] = true
+			res.Containers = append(res.Containers, c.Name)
+		default:
+			kinds[config.Pod] = true
+			res.Containers = append(res.Containers, c.Name)
+		}
+	}
+	for _, k := range []config.StepKind{config.Pod, config.Compose} {
+		if !kinds[k] || env.Deployer == nil {
+			continue
+		}
+		err := step(fn, "remove "+string(k)+" units", func() error {
+			d, err := env.Deployer(k)
 			if err != nil {
 				return err
 			}
-			for _, c := range cs {
-				res.Containers = append(res.Containers, c.Name)
-			}
-			if len(cs) == 0 {
-				return nil
-			}
-			return d.d.RemoveAll(ctx, env.ProjectName(), env.Name())
+			return d.RemoveAll(ctx, env.ProjectName(), env.Name())
 		})
 		if err != nil {
-			errs = append(errs, err)
+			return res, err
 		}
 	}
-	if len(errs) > 0 {
-		return res, errors.Join(errs...)
-	}
-	if env.External() || env.Engine == nil {
+	if env.External() {
 		return res, nil
 	}
-	err := step(fn, "database", func() error {
-		st, err := pgenv.Status(ctx, env.Engine, env.Postgres)
-		if err != nil {
-			return err
-		}
-		if st.Exists {
-			res.Database = env.Postgres.Container
-		}
+	err = step(fn, "database", func() error {
 		if err := pgenv.Remove(ctx, env.Engine, env.Postgres, volumes); err != nil {
 			return err
+		}
+		if dbExists {
+			res.Database = env.Postgres.Container
 		}
 		res.VolumeRemoved = volumes
 		res.Volume = env.Postgres.Volume
@@ -73,6 +84,9 @@ func Down(ctx context.Context, env *Environment, volumes bool, fn progress.Func)
 	})
 	return res, err
 }
+
+// composeProjectLabel marks the containers a compose front-end made.
+const composeProjectLabel = "com.docker.compose.project"
 
 type namedDeployer struct {
 	kind string

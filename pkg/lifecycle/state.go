@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/poststack/poststack/pkg/deploy"
+	"github.com/poststack/poststack/pkg/engine"
 	"github.com/poststack/poststack/pkg/hostport"
 )
 
@@ -83,7 +84,8 @@ func suggestPort(p deploy.Port) int {
 }
 
 // holder names the container publishing host port, "" when none does: ours with its project
-// and environment, anyone else's by name.
+// and environment, anyone else's by name. A pod's ports show on each of its containers, the
+// infra container included, so a labelled container is preferred to name the holder.
 func holder(ctx context.Context, env *Environment, port int) string {
 	if env.Engine == nil {
 		return ""
@@ -92,21 +94,28 @@ func holder(ctx context.Context, env *Environment, port int) string {
 	if err != nil {
 		return ""
 	}
+	other := ""
 	for _, c := range cs {
-		if !c.Running {
+		if !c.Running || !publishes(c.Ports, port) {
 			continue
 		}
-		for _, pm := range c.Ports {
-			if pm.HostPort != port {
-				continue
-			}
-			if p, e := c.Labels[deploy.LabelProject], c.Labels[deploy.LabelEnvironment]; p != "" && e != "" {
-				return fmt.Sprintf("container %s of project %s, environment %s", c.Name, p, e)
-			}
-			return "container " + c.Name
+		if p, e := c.Labels[deploy.LabelProject], c.Labels[deploy.LabelEnvironment]; p != "" && e != "" {
+			return fmt.Sprintf("container %s of project %s, environment %s", c.Name, p, e)
+		}
+		if other == "" {
+			other = "container " + c.Name
 		}
 	}
-	return ""
+	return other
+}
+
+func publishes(ports []engine.PortMapping, port int) bool {
+	for _, pm := range ports {
+		if pm.HostPort == port {
+			return true
+		}
+	}
+	return false
 }
 
 // tail keeps the last n lines of s.

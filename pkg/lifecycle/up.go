@@ -16,6 +16,7 @@ import (
 	"github.com/poststack/poststack/pkg/config"
 	"github.com/poststack/poststack/pkg/deploy"
 	"github.com/poststack/poststack/pkg/exitcode"
+	"github.com/poststack/poststack/pkg/hostport"
 	"github.com/poststack/poststack/pkg/migrate"
 	"github.com/poststack/poststack/pkg/pgenv"
 	"github.com/poststack/poststack/pkg/progress"
@@ -124,7 +125,7 @@ func Up(ctx context.Context, env *Environment, o Options) (res *UpResult, err er
 
 	// Everything that can be checked without starting anything is checked first: the files
 	// render, the engine takes them, their host ports are free.
-	var initUnits []deploy.Unit
+	var initPlans []initPlan
 	var deployUnit *deploy.Unit
 	if o.runs(PhaseInit) {
 		for i, s := range env.Env.Init {
@@ -132,7 +133,15 @@ func Up(ctx context.Context, env *Environment, o Options) (res *UpResult, err er
 			if err != nil {
 				return res, err
 			}
-			initUnits = append(initUnits, u)
+			d, err := env.Deployer(u.Kind)
+			if err != nil {
+				return res, err
+			}
+			p, err := d.Plan(ctx, u)
+			if err != nil {
+				return res, err
+			}
+			initPlans = append(initPlans, initPlan{d, p})
 		}
 	}
 	if o.runs(PhaseDeploy) && env.Env.Deployment != nil {
@@ -184,11 +193,11 @@ func Up(ctx context.Context, env *Environment, o Options) (res *UpResult, err er
 			return res, err
 		}
 	}
-	for _, u := range initUnits {
+	for _, ip := range initPlans {
 		var r InitResult
-		err := step(o.Progress, "init "+u.Source, func() error {
+		err := step(o.Progress, "init "+ip.p.Unit.Source, func() error {
 			var err error
-			r, err = env.runInit(ctx, u, o, &undo)
+			r, err = env.runInit(ctx, ip.d, ip.p, o, &undo)
 			return err
 		})
 		res.Init = append(res.Init, r)
@@ -219,6 +228,12 @@ func Up(ctx context.Context, env *Environment, o Options) (res *UpResult, err er
 	return res, nil
 }
 
+// initPlan is a checked init entry and the deployer that runs it.
+type initPlan struct {
+	d deploy.Deployer
+	p *deploy.Plan
+}
+
 // unit renders one of the environment's files with its variables (YAML-safe and strict: an
 // undefined variable is exit 3 with every file:line:col) into a Unit.
 func (env *Environment) unit(s config.Step, name string, init bool) (deploy.Unit, error) {
@@ -243,6 +258,9 @@ func (env *Environment) database(ctx context.Context, o Options) (*DatabaseResul
 	}
 	if env.Engine == nil {
 		return nil, exitcode.Usagef("no container engine: install podman or docker, or set postgres.url: for an external database")
+	}
+	if err := env.checkDatabasePort(ctx); err != nil {
+		return nil, err
 	}
 	say := func(line string) {
 		o.Progress.Emit(progress.Event{Op: "env", Kind: progress.Info, Step: "database", Message: line})
@@ -286,16 +304,9 @@ func (env *Environment) migrate(ctx context.Context, o Options) (*MigrationsResu
 
 // runInit runs one init entry unless it already ran to success with the same file on this
 // database (recorded in the database itself, so that a new data volume runs it again).
-func (env *Environment) runInit(ctx context.Context, u deploy.Unit, o Options, undo *[]func(context.Context)) (InitResult, error) {
+func (env *Environment) runInit(ctx context.Context, d deploy.Deployer, p *deploy.Plan, o Options, undo *[]func(context.Context)) (InitResult, error) {
+	u := p.Unit
 	r := InitResult{Unit: u.Name, Source: u.Source, Containers: []InitExit{}}
-	d, err := env.Deployer(u.Kind)
-	if err != nil {
-		return r, err
-	}
-	p, err := d.Plan(ctx, u)
-	if err != nil {
-		return r, err
-	}
 	done, err := initDone(ctx, env.HostURL(), u.Name, p.Fingerprint)
 	if err != nil {
 		return r, err
@@ -390,6 +401,24 @@ func (env *Environment) deploy(ctx context.Context, d deploy.Deployer, p *deploy
 	cs, err := d.WaitReady(ctx, p, timeout)
 	r.Containers = append(r.Containers, cs...)
 	return r, err
+}
+
+// checkDatabasePort reports a host port of the database held by something other than the
+// environment's own container, naming the holder and a free port, before anything changes.
+func (env *Environment) checkDatabasePort(ctx context.Context) error {
+	s := env.Postgres
+	if hostport.Free(s.Bind, s.Port) {
+		return nil
+	}
+	who := holder(ctx, env, s.Port)
+	if who == "container "+s.Container || strings.HasPrefix(who, "container "+s.Container+" ") {
+		return nil // ours: pgenv reuses or recreates it
+	}
+	if who == "" {
+		who = "another program"
+	}
+	return exitcode.Usagef("postgres: host port %d on %s is in use by %s; set a free port such as %d with `port:` under environment %s's postgres settings in .poststack.yml",
+		s.Port, s.Bind, who, suggestPort(deploy.Port{HostIP: s.Bind, HostPort: s.Port}), env.Name())
 }
 
 // checkPorts makes sure every host port the plan binds is free, or held by the very unit it
