@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
-	"io/fs"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -14,7 +12,6 @@ import (
 
 	"github.com/poststack/poststack/internal/cli"
 	"github.com/poststack/poststack/pkg/build"
-	"github.com/poststack/poststack/pkg/config"
 	"github.com/poststack/poststack/pkg/engine"
 	"github.com/poststack/poststack/pkg/exitcode"
 	"github.com/poststack/poststack/pkg/secret"
@@ -124,7 +121,7 @@ func (t *tool) exec(ctx context.Context, args []string) error {
 			return exitcode.Usagef("--tag %q: a tag is up to 128 letters, digits, '_', '.' and '-', not starting with '.' or '-'", tag)
 		}
 	}
-	project, err := t.projectName()
+	project, err := t.app.ProjectName()
 	if err != nil {
 		return err
 	}
@@ -195,25 +192,6 @@ func (t *tool) exec(ctx context.Context, args []string) error {
 		t.printSummary(res)
 	}
 	return runErr
-}
-
-// projectName is project.name of .poststack.yml, unless
-// --project-container-prefix was changed from the directory's name.
-func (t *tool) projectName() (string, error) {
-	app := t.app
-	prefix := app.Globals.ProjectContainerPrefix
-	dirName := filepath.Base(filepath.Clean(app.Env.Dir))
-	if prefix != dirName && prefix != "" {
-		return prefix, nil
-	}
-	name, err := config.ProjectName(filepath.Join(app.Env.Dir, config.FileName))
-	switch {
-	case err == nil && name != "":
-		return name, nil
-	case err != nil && !errors.Is(err, fs.ErrNotExist):
-		return "", err
-	}
-	return strings.ToLower(dirName), nil
 }
 
 func (t *tool) printTail(ir build.ImageResult) {

@@ -2,12 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -15,7 +12,6 @@ import (
 	"github.com/peterbourgon/ff/v3/ffcli"
 
 	"github.com/poststack/poststack/internal/cli"
-	"github.com/poststack/poststack/pkg/config"
 	"github.com/poststack/poststack/pkg/engine"
 	"github.com/poststack/poststack/pkg/exitcode"
 	"github.com/poststack/poststack/pkg/projcontainers"
@@ -70,7 +66,7 @@ func containersCommand(app *cli.App) *ffcli.Command {
 // project describes the run's project for projcontainers.
 func (t *containersTool) project() (projcontainers.Project, error) {
 	g := &t.app.Globals
-	name, err := ctrProjectName(t.app)
+	name, err := t.app.ProjectName()
 	if err != nil {
 		return projcontainers.Project{}, err
 	}
@@ -82,25 +78,6 @@ func (t *containersTool) project() (projcontainers.Project, error) {
 
 func (t *containersTool) engine() (*engine.Engine, error) {
 	return engine.Detect(t.app.Globals.ContainerRuntime, engine.WithEnviron(t.app.Env.Environ))
-}
-
-// ctrProjectName is ps-build's project name: project.name of .poststack.yml, unless
-// --project-container-prefix was changed from the directory's name, so that containers run
-// the images ps-build tagged.
-func ctrProjectName(app *cli.App) (string, error) {
-	prefix := app.Globals.ProjectContainerPrefix
-	dirName := filepath.Base(filepath.Clean(app.Env.Dir))
-	if prefix != dirName && prefix != "" {
-		return prefix, nil
-	}
-	name, err := config.ProjectName(filepath.Join(app.Env.Dir, config.FileName))
-	switch {
-	case err == nil && name != "":
-		return name, nil
-	case err != nil && !errors.Is(err, fs.ErrNotExist):
-		return "", err
-	}
-	return strings.ToLower(dirName), nil
 }
 
 // ctrNames is a repeatable string flag.

@@ -3,7 +3,9 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
+	"strings"
 
 	"github.com/poststack/poststack/pkg/config"
 	"github.com/poststack/poststack/pkg/exitcode"
@@ -100,4 +102,23 @@ func (a *App) Environment(projectFile, env string, opts variables.Options) (*Pro
 		a.AddSecret(s)
 	}
 	return p, e, vars, nil
+}
+
+// ProjectName is the name images are tagged with (ps-build) and project containers run from:
+// project.name of ./.poststack.yml, unless --project-container-prefix was changed from the
+// directory's name; without a project file, the directory's name.
+func (a *App) ProjectName() (string, error) {
+	prefix := a.Globals.ProjectContainerPrefix
+	dirName := filepath.Base(filepath.Clean(a.Env.Dir))
+	if prefix != dirName && prefix != "" {
+		return prefix, nil
+	}
+	name, err := config.ProjectName(filepath.Join(a.Env.Dir, config.FileName))
+	switch {
+	case err == nil && name != "":
+		return name, nil
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		return "", err
+	}
+	return strings.ToLower(dirName), nil
 }
