@@ -86,7 +86,7 @@ migration or seed leaves the database as it was.`,
 			if err != nil {
 				return err
 			}
-			d, err := dbTarget(app, dbArg(pos, 0))
+			d, err := dbTarget(ctx, app, dbArg(pos, 0))
 			if err != nil {
 				return err
 			}
@@ -169,7 +169,7 @@ existing NAME is an error unless --force.`, envdb.MaxSnapshotName),
 			if err := envdb.CheckSnapshotName(pos[0]); err != nil {
 				return err
 			}
-			d, err := dbTarget(app, dbArg(pos, 1))
+			d, err := dbTarget(ctx, app, dbArg(pos, 1))
 			if err != nil {
 				return err
 			}
@@ -250,7 +250,7 @@ snapshot of the database is an error, and the database is left alone.`,
 			if err := envdb.CheckSnapshotName(pos[0]); err != nil {
 				return err
 			}
-			d, err := dbTarget(app, dbArg(pos, 1))
+			d, err := dbTarget(ctx, app, dbArg(pos, 1))
 			if err != nil {
 				return err
 			}
@@ -298,7 +298,7 @@ func dbSnapshotsCommand(app *cli.App) *ffcli.Command {
 			if err != nil {
 				return err
 			}
-			d, err := dbTarget(app, dbArg(pos, 0))
+			d, err := dbTarget(ctx, app, dbArg(pos, 0))
 			if err != nil {
 				return err
 			}
@@ -359,7 +359,7 @@ func dbDropSnapshotCommand(app *cli.App) *ffcli.Command {
 			if err := envdb.CheckSnapshotName(pos[0]); err != nil {
 				return err
 			}
-			d, err := dbTarget(app, dbArg(pos, 1))
+			d, err := dbTarget(ctx, app, dbArg(pos, 1))
 			if err != nil {
 				return err
 			}

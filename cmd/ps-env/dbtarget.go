@@ -1,19 +1,15 @@
 package main
 
 import (
-	"net/url"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/poststack/poststack/internal/cli"
-	"github.com/poststack/poststack/pkg/config"
 	"github.com/poststack/poststack/pkg/envdb"
 	"github.com/poststack/poststack/pkg/exitcode"
 	"github.com/poststack/poststack/pkg/migrate"
-	"github.com/poststack/poststack/pkg/pgenv"
-	"github.com/poststack/poststack/pkg/secret"
-	"github.com/poststack/poststack/pkg/variables"
 )
 
 // dbEnv is an environment's database as the db commands see it.
@@ -25,40 +21,23 @@ type dbEnv struct {
 // dbTarget resolves ENV (the current environment when "") to its database on the
 // environment's own PostgreSQL container: the application's role and database, and the
 // container's superuser, whose password is kept in .poststack/.
-func dbTarget(app *cli.App, env string) (*dbEnv, error) {
-	p, err := loadProject(app)
+func dbTarget(ctx context.Context, app *cli.App, name string) (*dbEnv, error) {
+	env, err := resolveEnv(ctx, app, name)
 	if err != nil {
 		return nil, err
 	}
-	e, err := p.File.Environment(env)
-	if err != nil {
-		return nil, err
+	if env.External() {
+		return nil, exitcode.Usagef("environment %s: db reset needs the environment's own PostgreSQL container; for an external database use ps-migrate", env.Name())
 	}
-	if e.Postgres.External() {
-		return nil, exitcode.Usagef("environment %s: db reset needs the environment's own PostgreSQL container; for an external database use ps-migrate", e.Name)
-	}
-	vars, err := app.EnvironmentVariables(config.FileName, e.Name, variables.Options{})
-	if err != nil {
-		return nil, err
-	}
-	host, err := url.Parse(vars.Get("POSTSTACK_HOST_DATABASE_URL"))
-	if err != nil {
-		return nil, exitcode.Usagef("environment %s: database URL: %v", e.Name, err)
-	}
-	adminPW, err := secret.AdminPassword(p.File.Dir, p.File.Project.Name, e.Name)
-	if err != nil {
-		return nil, err
-	}
-	app.AddSecret(adminPW)
-	admin := url.URL{Scheme: "postgres", User: url.UserPassword(pgenv.AdminUser, adminPW), Host: host.Host, Path: "/postgres", RawQuery: "sslmode=disable"}
+	vars := env.Vars
 	d := &dbEnv{
-		Environment: e.Name,
+		Environment: env.Name(),
 		Target: envdb.Target{
-			AdminURL: admin.String(), Database: vars.Get("DB_NAME"), Owner: vars.Get("DB_USER"), OwnerPassword: vars.Get("DB_PASSWORD"),
-			SeedRoot: p.File.Dir, AppliedBy: "ps-env db reset",
+			AdminURL: env.Postgres.AdminURL(), Database: vars.Get("DB_NAME"), Owner: vars.Get("DB_USER"), OwnerPassword: vars.Get("DB_PASSWORD"),
+			SeedRoot: env.Dir, AppliedBy: "ps-env db reset",
 		},
 	}
-	for _, sf := range e.Seed {
+	for _, sf := range env.Env.Seed {
 		d.Target.Seeds = append(d.Target.Seeds, sf.File)
 	}
 	return d, nil

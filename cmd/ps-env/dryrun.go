@@ -49,7 +49,7 @@ first use, as up would. Exit 3 when a variable is undefined, 2 when a file is
 missing or not a valid template.`,
 		FlagSet: fs,
 		Exec: func(ctx context.Context, args []string) error {
-			env, err := envArgument(fs, args, "dry-run")
+			env, err := envArg(fs, args, "ps-env dry-run")
 			if err != nil {
 				return err
 			}
@@ -283,23 +283,6 @@ func environmentVariables(app *cli.App, f *config.File, e *config.Environment, o
 		app.AddSecret(s)
 	}
 	return vars, nil
-}
-
-// envArgument is the optional ENV of `ps-env CMD [ENV] [flags]`: flags may follow it.
-func envArgument(fs *flag.FlagSet, args []string, cmd string) (string, error) {
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		if err := fs.Parse(args[1:]); err != nil {
-			return "", exitcode.With(exitcode.Usage, err)
-		}
-		args = append(args[:1], fs.Args()...)
-	}
-	switch len(args) {
-	case 0:
-		return "", nil
-	case 1:
-		return args[0], nil
-	}
-	return "", exitcode.Usagef("unexpected argument %q (see 'ps-env %s --help')", args[1], cmd)
 }
 
 func plural(n int, one, many string) string {

@@ -184,7 +184,7 @@ func initLogs(env *lifecycle.Environment, service string, o engine.LogOptions, w
 	sort.Strings(matches)
 	for _, m := range matches {
 		name := strings.TrimSuffix(filepath.Base(m), ".log")
-		if service != "" && !strings.Contains(name, service) {
+		if service != "" && !initMatches(strings.TrimPrefix(name, prefix), name, service) {
 			continue
 		}
 		b, err := safefile.ReadFile(env.Dir, m)
@@ -203,6 +203,14 @@ func initLogs(env *lifecycle.Environment, service string, o engine.LogOptions, w
 		lw.Flush()
 	}
 	return nil
+}
+
+// initMatches reports whether the init container name (rest without <project>-<env>-) is the
+// one service names: the whole name, or its pod's or container's part (seed of
+// <project>-<env>-seed-seed, of <project>-<env>-seed-1). A substring is not enough: every name
+// holds the project's, and `logs app` of project myapp would print every init log.
+func initMatches(rest, name, service string) bool {
+	return service == name || service == rest || strings.HasPrefix(rest, service+"-") || strings.HasSuffix(rest, "-"+service)
 }
 
 // prefixWriter writes whole lines, each prefixed by its source and masked; sources may write

@@ -52,12 +52,14 @@ func resolveEnv(ctx context.Context, app *cli.App, name string) (*lifecycle.Envi
 		app.AddSecret(env.Postgres.AdminPassword)
 	}
 	if !pg.External() || len(e.Init) > 0 || e.Deployment != nil {
-		eng, err := engine.Detect(g.ContainerRuntime, engine.WithEnviron(app.Env.Environ))
-		if err != nil {
-			return nil, err
+		// Commands that need no engine (db reset on a reachable server, status of an external
+		// database) still work without one; those that do report why there is none.
+		if eng, err := engine.Detect(g.ContainerRuntime, engine.WithEnviron(app.Env.Environ)); err != nil {
+			env.EngineErr = err
+		} else {
+			env.Engine = eng
+			env.Deployer = deployers(ctx, app, eng)
 		}
-		env.Engine = eng
-		env.Deployer = deployers(ctx, app, eng)
 	}
 	return env, nil
 }

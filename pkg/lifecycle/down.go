@@ -31,7 +31,10 @@ func Down(ctx context.Context, env *Environment, volumes bool, fn progress.Func)
 	res := &DownResult{Project: env.ProjectName(), Environment: env.Name(), Containers: []string{}}
 	defer func() { res.Duration = time.Since(start) }()
 	if env.Engine == nil {
-		return res, nil
+		if env.External() && env.EngineErr == nil {
+			return res, nil // nothing of ours can run
+		}
+		return res, env.noEngine()
 	}
 	// One listing says what there is to remove, so that a deployer whose kind made nothing (and
 	// a compose front-end that is not even needed) is not asked.
@@ -54,11 +57,11 @@ func Down(ctx context.Context, env *Environment, volumes bool, fn progress.Func)
 		}
 	}
 	for _, k := range []config.StepKind{config.Pod, config.Compose} {
-		if !kinds[k] || env.Deployer == nil {
+		if !kinds[k] {
 			continue
 		}
 		err := step(fn, "remove "+string(k)+" units", func() error {
-			d, err := env.Deployer(k)
+			d, err := env.deployer(k)
 			if err != nil {
 				return err
 			}

@@ -48,10 +48,28 @@ type Environment struct {
 	MigrationsDir string
 	// LogDir is where container logs are kept (<LogDir>/containers/); "" keeps none.
 	LogDir string
-	// Engine runs the containers; nil only for an external database without containers.
-	Engine *engine.Engine
-	// Deployer returns the deployer for a kind of file (podman pods, compose files).
+	// Engine runs the containers; nil when none was found (EngineErr says why) or none is
+	// needed (an external database without containers).
+	Engine    *engine.Engine
+	EngineErr error
+	// Deployer returns the deployer for a kind of file (podman pods, compose files); nil
+	// without an engine.
 	Deployer func(kind config.StepKind) (deploy.Deployer, error)
+}
+
+// deployer returns the deployer of kind, or why there is none.
+func (e *Environment) deployer(kind config.StepKind) (deploy.Deployer, error) {
+	if e.Deployer == nil {
+		return nil, e.noEngine()
+	}
+	return e.Deployer(kind)
+}
+
+func (e *Environment) noEngine() error {
+	if e.EngineErr != nil {
+		return e.EngineErr
+	}
+	return exitcode.Usagef("no container engine: install podman or docker, or set postgres.url: for an external database")
 }
 
 // Name is the environment's name; Project the project's.

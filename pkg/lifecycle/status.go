@@ -62,6 +62,8 @@ func Status(ctx context.Context, env *Environment) (*EnvStatus, error) {
 			db.State = s.Status
 		}
 		askMigrations = s.Running
+	default:
+		db.Container, db.State, db.Error = env.Postgres.Container, "unknown", env.noEngine().Error()
 	}
 	if askMigrations {
 		if err := env.migrationStatus(ctx, db); err != nil {

@@ -133,7 +133,7 @@ func Up(ctx context.Context, env *Environment, o Options) (res *UpResult, err er
 			if err != nil {
 				return res, err
 			}
-			d, err := env.Deployer(u.Kind)
+			d, err := env.deployer(u.Kind)
 			if err != nil {
 				return res, err
 			}
@@ -154,7 +154,7 @@ func Up(ctx context.Context, env *Environment, o Options) (res *UpResult, err er
 	var deployPlan *deploy.Plan
 	var deployer deploy.Deployer
 	if deployUnit != nil {
-		deployer, err = env.Deployer(deployUnit.Kind)
+		deployer, err = env.deployer(deployUnit.Kind)
 		if err != nil {
 			return res, err
 		}
@@ -257,7 +257,7 @@ func (env *Environment) database(ctx context.Context, o Options) (*DatabaseResul
 		return &DatabaseResult{External: true, Action: "checked"}, nil
 	}
 	if env.Engine == nil {
-		return nil, exitcode.Usagef("no container engine: install podman or docker, or set postgres.url: for an external database")
+		return nil, env.noEngine()
 	}
 	if err := env.checkDatabasePort(ctx); err != nil {
 		return nil, err

@@ -176,6 +176,9 @@ func (s Spec) ContainerURL() string {
 }
 
 // adminURL is the superuser's URL from the host, on the maintenance database.
+// AdminURL is the superuser's URL as seen from the host; it carries AdminPassword.
+func (s Spec) AdminURL() string { return s.adminURL() }
+
 func (s Spec) adminURL() string {
 	return databaseURL(s.hostAddr(), AdminUser, s.AdminPassword, "postgres")
 }
