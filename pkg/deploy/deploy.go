@@ -66,11 +66,11 @@ func (u Unit) Labels() map[string]string {
 
 // Port is a host port a unit will bind.
 type Port struct {
-	HostIP        string // "" = every address
-	HostPort      int
-	ContainerPort int
-	Protocol      string // "tcp" or "udp"
-	Service       string // the container or service that publishes it
+	HostIP        string `json:"host_ip"` // "" = every address
+	HostPort      int    `json:"host_port"`
+	ContainerPort int    `json:"container_port"`
+	Protocol      string `json:"protocol"` // "tcp" or "udp"
+	Service       string `json:"service"`  // the container or service that publishes it
 }
 
 // Plan is a checked unit: what will be passed to the engine and what it will occupy.
@@ -97,22 +97,22 @@ type Exit struct {
 
 // Container is the state of one of an environment's containers, for status and waits.
 type Container struct {
-	Name    string
-	Unit    string // LabelUnit
-	Service string // LabelService
-	Image   string
-	State   string // created, running, exited, …
-	Health  string // "", starting, healthy, unhealthy
-	Ports   []Port
-	Started time.Time
+	Name    string    `json:"name"`
+	Unit    string    `json:"unit"`    // LabelUnit
+	Service string    `json:"service"` // LabelService
+	Image   string    `json:"image"`
+	State   string    `json:"state"`  // created, running, exited, …
+	Health  string    `json:"health"` // "", starting, healthy, unhealthy
+	Ports   []Port    `json:"ports"`
+	Started time.Time `json:"started"`
 	// Config is LabelConfig: equal to a Plan's Fingerprint when the container runs that plan.
-	Config string
+	Config string `json:"config"`
 }
 
 // Change is what Apply did to one pod or compose service.
 type Change struct {
-	Name   string // pod or service
-	Action string // ActionCreated, ActionRecreated, ActionUnchanged
+	Name   string `json:"name"`   // pod or service
+	Action string `json:"action"` // ActionCreated, ActionRecreated, ActionUnchanged
 }
 
 // Actions reported in Change.Action.
