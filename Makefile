@@ -12,7 +12,7 @@ BIN_DIR  ?= bin
 VERSION  ?= $(shell git describe --tags --dirty 2>/dev/null)
 LDFLAGS  ?= -s -w $(if $(VERSION),-X github.com/poststack/poststack/internal/cli.stampedVersion=$(VERSION))
 FUZZTIME ?= 60s
-TEST_TIMEOUT ?= 20m
+TEST_TIMEOUT ?= 30m
 GOTESTFLAGS ?=
 PKGS     ?= ./...
 

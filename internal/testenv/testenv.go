@@ -148,6 +148,7 @@ func podman(tb testing.TB, getenv func(string) string) string {
 		unavailable(tb, getenv, "podman is not installed")
 		return ""
 	}
+	lockEngines(tb)
 	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, path, "info", "--format", "{{.Host.OCIRuntime.Name}}").CombinedOutput()
@@ -162,6 +163,7 @@ func podman(tb testing.TB, getenv func(string) string) string {
 func PodmanSocket(tb testing.TB) string {
 	tb.Helper()
 	host := "unix://" + PodmanSocketPath
+	lockEngines(tb)
 	if err := pingDocker(host); err != nil {
 		unavailable(tb, os.Getenv, "podman API socket %s does not answer: %v", PodmanSocketPath, err)
 	}
@@ -181,6 +183,7 @@ func docker(tb testing.TB, getenv func(string) string) string {
 	if host == "" {
 		host = "unix://" + DockerSocketPath
 	}
+	lockEngines(tb)
 	if err := pingDocker(host); err != nil {
 		unavailable(tb, getenv, "docker daemon at %s does not answer: %v", host, err)
 	}
