@@ -55,6 +55,10 @@ import (
 // pollInterval is how often the waits look at container state.
 const pollInterval = 250 * time.Millisecond
 
+// startProbeInterval is how often WaitReady runs a probe while a container has not yet been
+// healthy.
+const startProbeInterval = 300 * time.Millisecond
+
 // defaultProbePeriod is a livenessProbe's interval when periodSeconds is not set, as podman
 // (and Kubernetes) have it.
 const defaultProbePeriod = 10 * time.Second
@@ -92,9 +96,12 @@ func (d *Deployer) Plan(ctx context.Context, u deploy.Unit) (*deploy.Plan, error
 	if err != nil {
 		return nil, err
 	}
-	quote, err := d.probesJoined(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", u.Source, err)
+	// Only a file with an exec probe asks podman its version (one CLI run saved per plan).
+	quote := false
+	if f.hasExecProbe() {
+		if quote, err = d.probesJoined(ctx); err != nil {
+			return nil, fmt.Errorf("%s: %w", u.Source, err)
+		}
 	}
 	prefix := u.Project + "-" + u.Environment + "-"
 	seen := map[string]int{}
@@ -365,6 +372,18 @@ func encodeDocs(docs []*yaml.Node) ([]byte, error) {
 		return nil, fmt.Errorf("encode pod file: %w", err)
 	}
 	return b.Bytes(), nil
+}
+
+// hasExecProbe reports whether a container of the file has a livenessProbe with an exec command.
+func (f *file) hasExecProbe() bool {
+	for _, p := range f.pods {
+		for _, c := range p.containers {
+			if get(get(get(c.node, "livenessProbe"), "exec"), "command") != nil {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // quoteProbe rewrites a livenessProbe exec command whose arguments the shell would split or

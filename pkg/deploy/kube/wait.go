@@ -155,7 +155,10 @@ func (d *Deployer) WaitReady(ctx context.Context, p *deploy.Plan, timeout time.D
 			case c.Status != "running":
 			case m.probePeriod > 0 && c.Health != "healthy":
 				if now := time.Now(); !now.Before(nextProbe[m.name]) {
-					nextProbe[m.name] = now.Add(m.probePeriod)
+					// Until it is first healthy, probe at the start interval rather than the
+					// period: waiting out a 5 s period after the app's first miss is what a
+					// person scripting a curl loop would not do (compose's start_interval).
+					nextProbe[m.name] = now.Add(min(m.probePeriod, startProbeInterval))
 					// Exit 1 means unhealthy, which the next look at the state shows.
 					if _, err := d.eng.Command(ctx, nil, "healthcheck", "run", m.name); err != nil && ctx.Err() != nil {
 						return nil, fmt.Errorf("%s: %w", p.Unit.Source, err)
