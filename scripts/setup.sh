@@ -124,6 +124,23 @@ step_containers_conf() {
 	set_toml_key "$conf" engine runtime '"runc"'
 }
 
+# step_stale_forwards deletes the iptables DNAT rules netavark left for podman containers that
+# no longer exist (a container killed mid-teardown keeps its port forwards): a server that
+# later binds such a port is never reached, since connections to it go to the dead
+# container's address.
+step_stale_forwards() {
+	command -v iptables >/dev/null && command -v podman >/dev/null || return 0
+	local rule id n=0
+	while IFS= read -r rule; do
+		id=$(sed -n 's/.*podman id: \([0-9a-f]*\).*/\1/p' <<<"$rule")
+		[[ -n $id ]] || continue
+		podman container exists "$id" 2>/dev/null && continue
+		# shellcheck disable=SC2086 # the rule's words, as iptables -S printed them
+		eval "iptables -t nat ${rule/-A /-D }" 2>/dev/null && n=$((n + 1))
+	done < <(iptables -t nat -S NETAVARK-HOSTPORT-DNAT 2>/dev/null | grep -- '-A NETAVARK-HOSTPORT-DNAT')
+	((n == 0)) || log "removed $n port forwards of podman containers that are gone"
+}
+
 pg_ready() { pg_isready -q -h 127.0.0.1 -p "$PG_PORT"; }
 pg_password_ok() {
 	PGPASSWORD=$PG_PASSWORD PGCONNECT_TIMEOUT=3 psql -X -q -w -h 127.0.0.1 -p "$PG_PORT" -U postgres \
@@ -331,6 +348,7 @@ run_step() {
 	all)
 		step_packages
 		step_containers_conf
+		step_stale_forwards
 		step_postgres
 		step_podman_socket
 		step_dockerd
@@ -344,6 +362,7 @@ run_step() {
 	podman)
 		step_podman_packages
 		step_containers_conf
+		step_stale_forwards
 		step_image_podman
 		;;
 	packages) step_packages ;;

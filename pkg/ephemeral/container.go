@@ -18,6 +18,7 @@ import (
 	"github.com/poststack/poststack/pkg/engine"
 	"github.com/poststack/poststack/pkg/environ"
 	"github.com/poststack/poststack/pkg/exitcode"
+	"github.com/poststack/poststack/pkg/hostport"
 	"github.com/poststack/poststack/pkg/progress"
 )
 
@@ -178,15 +179,22 @@ func tempParent(env []string) string {
 	return "/tmp"
 }
 
-// freePort asks the kernel for a free port on 127.0.0.1. Another process may take it before
-// the engine binds it; startContainer then tries again.
+// freePort asks the kernel for a free port on 127.0.0.1 that no engine's leftover rule
+// forwards elsewhere (hostport.Forwarded). Another process may take it before the engine binds
+// it; startContainer then tries again.
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("ephemeral: free port: %w", err)
+	for range 20 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, fmt.Errorf("ephemeral: free port: %w", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !hostport.Forwarded(port) {
+			return port, nil
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, fmt.Errorf("ephemeral: free port: every port the kernel offered is forwarded by a container engine's rules")
 }
 
 // portTaken recognises the engines' complaint about a host port in use.

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/poststack/poststack/pkg/exitcode"
 	"github.com/poststack/poststack/pkg/secret"
@@ -32,6 +33,23 @@ func Free(bind string, port int) bool {
 	return true
 }
 
+// Forwarded reports whether connections to 127.0.0.1:port go somewhere although nothing here
+// listens on it: a container engine's DNAT rule (podman's netavark leaves those of containers
+// that were not torn down cleanly) sends them to a container that may be long gone, so a
+// server bound there would never be reached. With nothing listening and nothing forwarding, a
+// local connection is refused at once; anything else (an answer, a timeout) is a forward.
+func Forwarded(port int) bool {
+	c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), forwardProbe)
+	if err == nil {
+		c.Close()
+		return true
+	}
+	return !errors.Is(err, syscall.ECONNREFUSED)
+}
+
+// forwardProbe bounds Forwarded: a refusal on loopback takes microseconds.
+const forwardProbe = 200 * time.Millisecond
+
 // FirstFree returns the first port from `from` up to 65535 that is free on bind and not in
 // skip; none is a usage error.
 func FirstFree(bind string, from int, skip map[int]bool) (int, error) {
@@ -39,7 +57,7 @@ func FirstFree(bind string, from int, skip map[int]bool) (int, error) {
 		return 0, exitcode.Usagef("port %d out of range 1–65535", from)
 	}
 	for p := from; p <= 65535; p++ {
-		if !skip[p] && Free(bind, p) {
+		if !skip[p] && Free(bind, p) && !Forwarded(p) {
 			return p, nil
 		}
 	}

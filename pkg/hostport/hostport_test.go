@@ -107,3 +107,20 @@ func TestRecordedClaims(t *testing.T) {
 		t.Errorf("third project got %d; want the stale claim's %d", pc, pa)
 	}
 }
+
+// TestForwarded: a port nothing listens on is refused at once (not forwarded); one that
+// answers is. (A stale engine DNAT rule answers like a timeout; FirstFree skips both.)
+func TestForwarded(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	if !Forwarded(port) {
+		t.Errorf("port %d answers: want forwarded", port)
+	}
+	l.Close()
+	if Forwarded(port) {
+		t.Errorf("port %d: nothing listens, want not forwarded", port)
+	}
+}
