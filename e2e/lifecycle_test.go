@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -80,12 +81,22 @@ func randomByte(t *testing.T) byte {
 	return byte(n % 200)
 }
 
+// handedOut are the ports freePort gave this test binary: projects made one after another
+// must not get the same free port before either binds it.
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
 func freePort(t *testing.T, from int) int {
 	t.Helper()
-	p, err := hostport.FirstFree("127.0.0.1", from, nil)
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	p, err := hostport.FirstFree("127.0.0.1", from, handedOut.ports)
 	if err != nil {
 		t.Fatal(err)
 	}
+	handedOut.ports[p] = true
 	return p
 }
 
