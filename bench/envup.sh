@@ -60,13 +60,34 @@ hand_down() {
 	podman volume rm "$n-pgdata" >/dev/null 2>&1 || true
 }
 
+# The floor of a second up: the engine's own read commands that it runs (recorded through a
+# PATH shim in the round below), replayed one after another — what podman alone costs here.
+shim=$work/shim
+mkdir -p "$shim"
+real_podman=$(command -v podman)
+printf '#!/bin/sh\nprintf "%%s\\n" "$*" >> %s/argv\nexec %s "$@"\n' "$shim" "$real_podman" > "$shim/podman"
+chmod +x "$shim/podman"
+floor_of_second_up() {
+	: > "$shim/argv"
+	PATH=$shim:$PATH ps_env up dev >/dev/null
+	local t n=0
+	t=$(now)
+	while read -r line; do
+		case $line in
+		*inspect* | ps\ * | "pod ps"* | version*) read -ra a <<<"$line"; "$real_podman" "${a[@]}" </dev/null >/dev/null 2>&1 || true; n=$((n + 1)) ;;
+		esac
+	done < "$shim/argv"
+	echo "$(since "$t") $n"
+}
+
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-hand=() cold=() warm=() down=()
+hand=() cold=() warm=() down=() floor=()
 for ((i = 1; i <= rounds; i++)); do
 	t=$(now); by_hand 2>/dev/null; hand+=("$(since "$t")"); hand_down
 	t=$(now); ps_env up dev >/dev/null; cold+=("$(since "$t")")
 	curl -fs "http://127.0.0.1:$app_port/" >/dev/null
 	t=$(now); ps_env up dev >/dev/null; warm+=("$(since "$t")")
+	read -r f fn < <(floor_of_second_up); floor+=("$f")
 	t=$(now); ps_env down dev >/dev/null; down+=("$(since "$t")")
 	ps_env down dev --volumes >/dev/null
 done
@@ -74,8 +95,10 @@ h=$(printf '%s\n' "${hand[@]}" | median)
 c=$(printf '%s\n' "${cold[@]}" | median)
 w=$(printf '%s\n' "${warm[@]}" | median)
 d=$(printf '%s\n' "${down[@]}" | median)
+fl=$(printf '%s\n' "${floor[@]}" | median)
 ratio=$(echo "scale=2; $c / $h" | bc)
 printf 'by hand (podman + psql + ps-subst)  %6.2f s   runs: %s\n' "$h" "${hand[*]}"
 printf 'ps-env up, nothing running          %6.2f s   runs: %s   ratio %s (target ≤ 1.3)\n' "$c" "${cold[*]}" "$ratio"
 printf 'ps-env up, nothing changed          %6.2f s   runs: %s   (target ≤ 1 s)\n' "$w" "${warm[*]}"
+printf '  floor: its %s podman read commands alone  %6.2f s   runs: %s   (within 10%%: %s)\n' "$fn" "$fl" "${floor[*]}" "$(echo "$w <= $fl * 1.1" | bc)"
 printf 'ps-env down                         %6.2f s   runs: %s   (target ≤ 2 s)\n' "$d" "${down[*]}"
