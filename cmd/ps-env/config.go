@@ -14,7 +14,6 @@ import (
 	"github.com/poststack/poststack/internal/cli"
 	"github.com/poststack/poststack/pkg/config"
 	"github.com/poststack/poststack/pkg/envcheck"
-	"github.com/poststack/poststack/pkg/hostport"
 	"github.com/poststack/poststack/pkg/secret"
 	"github.com/poststack/poststack/pkg/variables"
 )
@@ -42,19 +41,7 @@ first use, as up would.`,
 			if err != nil {
 				return err
 			}
-			opts, err := vf.options(app)
-			if err != nil {
-				return err
-			}
-			p, err := loadProject(app)
-			if err != nil {
-				return err
-			}
-			e, err := p.File.Environment(env)
-			if err != nil {
-				return err
-			}
-			vars, err := environmentVariables(app, p.File, e, opts)
+			p, e, vars, opts, err := vf.environment(app, env)
 			if err != nil {
 				return err
 			}
@@ -63,7 +50,7 @@ first use, as up would.`,
 			local := opts
 			local.Environ = []string{}
 			local.Password = func(string, string) (string, error) { return vars.Get("DB_PASSWORD"), nil }
-			local.Port = func(string, string) (int, error) { return hostport.AutoStart, nil }
+			local.Port = app.AutoPort(p.File, e) // the port the real run recorded
 			own, err := variables.ForEnvironment(p.File, e, local)
 			if err != nil {
 				return err

@@ -53,19 +53,7 @@ missing or not a valid template.`,
 			if err != nil {
 				return err
 			}
-			opts, err := vf.options(app)
-			if err != nil {
-				return err
-			}
-			p, err := loadProject(app)
-			if err != nil {
-				return err
-			}
-			e, err := p.File.Environment(env)
-			if err != nil {
-				return err
-			}
-			vars, err := environmentVariables(app, p.File, e, opts)
+			p, e, vars, _, err := vf.environment(app, env)
 			if err != nil {
 				return err
 			}
@@ -252,6 +240,25 @@ func (s *strs) Set(v string) error { *s = append(*s, v); return nil }
 func (v *varFlags) register(fs *flag.FlagSet) {
 	fs.Var(&v.sets, "set", "set a variable, `NAME=VALUE` (repeatable; wins over everything but the built-ins)")
 	fs.Var(&v.envFiles, "env-file", "read variables from this dotenv `FILE` instead of the project's .env (repeatable)")
+}
+
+// environment loads environment env ("" = the current one) of ./.poststack.yml and builds
+// its variables with the flags' options.
+func (v *varFlags) environment(app *cli.App, env string) (*cli.Project, *config.Environment, *variables.Set, variables.Options, error) {
+	opts, err := v.options(app)
+	if err != nil {
+		return nil, nil, nil, opts, err
+	}
+	p, err := loadProject(app)
+	if err != nil {
+		return nil, nil, nil, opts, err
+	}
+	e, err := p.File.Environment(env)
+	if err != nil {
+		return nil, nil, nil, opts, err
+	}
+	vars, err := environmentVariables(app, p.File, e, opts)
+	return p, e, vars, opts, err
 }
 
 // options are the variables.Options the flags ask for, with the process environment; a
