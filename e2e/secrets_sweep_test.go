@@ -187,6 +187,7 @@ func sweepCases() []sweepCase {
 		mig("backup", 0, "--env", "dev", "-o", "out/backup.dump"),
 		withEnv(mig("backup", 0), "DATABASE_URL={url}"),
 		mig("new", 0, "--migrations-path", "newmigs", "add_thing"),
+		mig("hash", 0, "--migrations-path", "newmigs"),
 		// failing with the database reachable: bad SQL, a rollback that fails, drift
 		mig("up", 1, "--env", "dev", "--migrations-path", "badsql"),
 		mig("verify", 1, "--rollback", "--env", "dev", "--migrations-path", "badsql"),
@@ -198,6 +199,24 @@ func sweepCases() []sweepCase {
 		mig("down", 0, "--env", "dev", "--steps", "1"),
 		mig("rollback", 0, "--database-url", "{url}", "--steps", "1"),
 		mig("up", 0, "--config-file", "ps.yml"),
+		// adopt: a goose ledger (made by a migration of its own ledger table) into a ledger of
+		// ours beside the main one; convert: goose files into the project.
+		mig("up", 0, "--env", "dev", "--migrations-path", "gooseledger", "--table", "goose_setup"),
+		mig("adopt", 0, "--env", "dev", "--from", "goose", "--table", "adopted", "--dry-run"),
+		mig("adopt", 0, "--database-url", "{url}", "--from", "goose", "--table", "adopted"),
+		mig("adopt", 2, "--env", "dev", "--from", "golang-migrate", "--table", "adopted"),
+		mig("convert", 0, "--from", "goose", "--migrations-path", "out/converted", "goose"),
+		mig("convert", 2, "--from", "goose", "--migrations-path", "out/converted", "nope"),
+		// lint: in a native scratch server, never the target (whose password is everywhere
+		// here); a scratch URL that holds the project's schema is refused, one with a wrong
+		// password fails to connect.
+		mig("lint", 0),
+		withEnv(mig("lint", 0, "--base", "1", "--json"), "DATABASE_URL={url}"),
+		mig("lint", 1, "--migrations-path", "badsql"),
+		mig("lint", 2, "--scratch-url", "{url}"),
+		mig("lint", 1, "--scratch-url", "{url-wrong-password}"),
+		mig("lint", 2, "--base-ref", "main"),
+		mig("lint", 0, "--rules"),
 		// missing files and bad usage
 		mig("up", 2, "--env", "dev", "--migrations-path", "nope"),
 		mig("status", 2, "--database-url", "{url}", "--migrations-path", "nope"),
@@ -209,6 +228,7 @@ func sweepCases() []sweepCase {
 		mig("backup", 2, "--env", "dev", "-o", "nodir/backup.dump"),
 		mig("new", 2, "--migrations-path", "plain.txt", "add_thing"),
 		mig("new", 2),
+		mig("hash", 2, "--migrations-path", "nope"),
 		mig("up", 2, "--database-url", "{url}", "--target", "notanumber"),
 		mig("test-connection", 2, "--database-url", "{url-raw}"),
 		withEnv(mig("up", 2), "DATABASE_URL={url-raw}"),
@@ -234,6 +254,7 @@ func sweepCases() []sweepCase {
 		{"show-schema", nil},
 		{"dump-schema", nil},
 		{"backup", []string{"-o", "out/failed.dump"}},
+		{"adopt", []string{"--from", "goose"}},
 	} {
 		exit := 1
 		if c.cmd == "wait" {
@@ -817,6 +838,9 @@ func newSweepWorld(t *testing.T, ctx context.Context, d *sweepDatabase, mode swe
 		"cyclic/a/Dockerfile":       "FROM " + name + "/b:latest\n",
 		"cyclic/b/Dockerfile":       "FROM " + name + "/a:latest\n",
 		"failing/fail/Dockerfile":   "FROM " + testenv.DefaultBaseImage + "\nARG DATABASE_URL\nRUN echo \"connecting to $DATABASE_URL\" && exit 1\n",
+		"goose/00001_first.sql":     "-- +goose Up\nCREATE TABLE sweep_goose (id int);\n-- +goose Down\nDROP TABLE sweep_goose;\n",
+		"gooseledger/0001_goose_ledger.sql": "CREATE TABLE goose_db_version (id serial PRIMARY KEY, version_id bigint NOT NULL, is_applied boolean NOT NULL, tstamp timestamp DEFAULT now());\n" +
+			"INSERT INTO goose_db_version (version_id, is_applied) VALUES (0, true), (1, true), (2, true);\n",
 	}
 	for dir, extra := range map[string]map[string]string{
 		"migrations":  nil,

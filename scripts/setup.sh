@@ -13,6 +13,7 @@
 #   image      the base image in podman (and in docker when dockerd is up)
 #   act        nektos/act (built with go install) for the GitHub Action's tests
 #   compose    docker compose v2, built from the Go module proxy, as a docker CLI plugin
+#   peers      goose and golang-migrate's migrate (Postgres only), for the adopt/convert tests
 #   env        print the environment variables the tests use
 #
 # Knobs (environment): POSTSTACK_CACHE_DIR (default /var/cache/poststack),
@@ -342,6 +343,33 @@ step_compose() {
 	log "docker compose $COMPOSE_VERSION ready ($COMPOSE_PLUGIN)"
 }
 
+# The migration tools `ps-migrate adopt`/`convert` take over from, for their end-to-end tests:
+# pressly/goose and golang-migrate's migrate, go-installed from the module proxy with only their
+# Postgres drivers (build tags), cached like act, linked into /usr/local/bin.
+GOOSE_VERSION=${POSTSTACK_GOOSE_VERSION:-v3.30.0}
+GOLANG_MIGRATE_VERSION=${POSTSTACK_GOLANG_MIGRATE_VERSION:-v4.20.1}
+GOOSE_TAGS=no_mysql,no_sqlite3,no_mssql,no_azuresql,no_clickhouse,no_libsql,no_vertica,no_ydb
+# go_install NAME MODULE@VERSION TAGS installs one program into $CACHE_DIR/NAME-VERSION/.
+go_install() {
+	local name=$1 pkg=$2 tags=$3 bin
+	bin=$CACHE_DIR/$name-${pkg##*@}/$(basename "${pkg%@*}")
+	if [[ ! -x $bin ]]; then
+		command -v go >/dev/null || die "Go is needed to build $name"
+		log "building $pkg (go install -tags $tags)"
+		mkdir -p "$(dirname "$bin")"
+		GOBIN=$(dirname "$bin") CGO_ENABLED=0 GOFLAGS=-mod=mod go install -trimpath -ldflags "-s -w" -tags "$tags" "$pkg" ||
+			die "go install $pkg failed"
+	fi
+	ln -sf "$bin" "/usr/local/bin/$(basename "$bin")"
+}
+step_peers() {
+	go_install goose "github.com/pressly/goose/v3/cmd/goose@$GOOSE_VERSION" "$GOOSE_TAGS"
+	goose --version >/dev/null || die "goose does not run"
+	go_install golang-migrate "github.com/golang-migrate/migrate/v4/cmd/migrate@$GOLANG_MIGRATE_VERSION" postgres
+	migrate -version >/dev/null 2>&1 || die "migrate does not run"
+	log "goose $GOOSE_VERSION and migrate $GOLANG_MIGRATE_VERSION ready"
+}
+
 run_step() {
 	local start=$SECONDS
 	case $1 in
@@ -356,8 +384,10 @@ run_step() {
 		step_image_docker
 		step_act
 		step_compose
+		step_peers
 		;;
 	act) step_act ;;
+	peers) step_peers ;;
 	compose) step_compose ;;
 	podman)
 		step_podman_packages

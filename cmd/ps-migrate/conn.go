@@ -14,6 +14,7 @@ import (
 
 	"github.com/poststack/poststack/pkg/exitcode"
 	"github.com/poststack/poststack/pkg/migrate"
+	"github.com/poststack/poststack/pkg/safefile"
 	"github.com/poststack/poststack/pkg/secret"
 	"github.com/poststack/poststack/pkg/variables"
 )
@@ -152,12 +153,73 @@ func (t *tool) options(l *ledgerFlags) []migrate.Option {
 	}
 }
 
+// withCheckedMigrator is withMigrator for the commands that refuse migration
+// files the sum file does not list as they are (up, down): the check runs
+// after the files are loaded and before anything connects, skipped with
+// noSum (--no-sum).
+func (t *tool) withCheckedMigrator(ctx context.Context, l *ledgerFlags, noSum bool, args []string, f func(*migrate.Migrator) error) error {
+	if err := noArgs(args); err != nil {
+		return err
+	}
+	migs, err := t.source()
+	if err != nil {
+		return err
+	}
+	if err := t.checkSum(migs, noSum); err != nil {
+		return err
+	}
+	m, conn, err := t.migratorOf(ctx, l, migs)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	return f(m)
+}
+
+// noSumUsage is the help of --no-sum on the commands that check the sum file.
+const noSumUsage = "do not check the files against the sum file (" + migrate.SumFile + " in the migrations directory); command line only"
+
+// checkSum checks the loaded migration files against the sum file of the
+// migrations directory (none there: nothing to check), unless noSum. The
+// error names the sum file as the user would find it from the working
+// directory: a *migrate.SumError (exit 3) or, for a sum file that is a
+// symbolic link, not a regular file or too large, a *safefile.Error (exit 2).
+// up, down and lint call it before they connect.
+func (t *tool) checkSum(migs []*migrate.Migration, noSum bool) error {
+	if noSum {
+		return nil
+	}
+	return t.sumError(migrate.CheckSum(t.app.Path(t.app.Globals.MigrationsPath), migs))
+}
+
+// sumError names the sum file in err, which CheckSum or WriteSum returned
+// with the absolute path they were given, as the user wrote the migrations
+// directory.
+func (t *tool) sumError(err error) error {
+	dir := t.app.Globals.MigrationsPath
+	shown := filepath.Join(dir, migrate.SumFile)
+	var se *migrate.SumError
+	var fe *safefile.Error
+	switch {
+	case errors.As(err, &se):
+		se.File = shown
+	case errors.As(err, &fe) && fe.Path == filepath.Join(t.app.Path(dir), migrate.SumFile):
+		fe.Path = shown
+	}
+	return err
+}
+
 // migrator loads the files, connects and builds the Migrator.
 func (t *tool) migrator(ctx context.Context, l *ledgerFlags) (*migrate.Migrator, *pgx.Conn, error) {
 	migs, err := t.source()
 	if err != nil {
 		return nil, nil, err
 	}
+	return t.migratorOf(ctx, l, migs)
+}
+
+// migratorOf connects and builds the Migrator of the loaded files migs.
+func (t *tool) migratorOf(ctx context.Context, l *ledgerFlags, migs []*migrate.Migration) (*migrate.Migrator, *pgx.Conn, error) {
 	conn, err := t.connect(ctx, l.dbFlags)
 	if err != nil {
 		return nil, nil, err

@@ -18,14 +18,15 @@ func (t *tool) downCommand(name, aliasOf string) *ffcli.Command {
 	l.register(fs)
 	target := int64(-1)
 	var steps int
-	var dryRun bool
+	var dryRun, noSum bool
 	fs.Int64Var(&target, "target", -1, "roll back every migration newer than this version (0: all)")
 	fs.Int64Var(&target, "target-version", -1, "alias of --target")
 	fs.IntVar(&steps, "steps", 0, "roll back this many of the newest migrations")
 	fs.BoolVar(&dryRun, "dry-run", false, "list what would be rolled back; change nothing")
+	fs.BoolVar(&noSum, "no-sum", false, noSumUsage)
 	return t.app.Examples(&ffcli.Command{
 		Name:       name,
-		ShortUsage: "ps-migrate " + name + " --target V | --steps N [--dry-run]",
+		ShortUsage: "ps-migrate " + name + " --target V | --steps N [--dry-run] [--no-sum]",
 		ShortHelp:  help(aliasOf, "roll back migrations newest first, each in its own transaction"),
 		FlagSet:    fs,
 		Exec: func(ctx context.Context, args []string) error {
@@ -36,7 +37,7 @@ func (t *tool) downCommand(name, aliasOf string) *ffcli.Command {
 			if err != nil {
 				return err
 			}
-			return t.withMigrator(ctx, &l, nil, func(m *migrate.Migrator) error {
+			return t.withCheckedMigrator(ctx, &l, noSum, nil, func(m *migrate.Migrator) error {
 				if dryRun {
 					plan, err := m.PlanDown(ctx, to)
 					if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -421,6 +422,67 @@ func TestGoldenNew(t *testing.T) {
 	})
 }
 
+// TestGoldenSum: hash and new write migrations/poststack.sum; up and down
+// (dry runs too) refuse files that do not match it, before they connect.
+func TestGoldenSum(t *testing.T) {
+	g := newGoldenFixture(t, basic, true)
+	mig := filepath.Join(g.dir, "migrations")
+	sum := []string{"migrations/poststack.sum"}
+	runGolden(t, "sum", g, []goldenStep{
+		{name: "up-no-sum-file", args: words("up --dry-run")},
+		{name: "hash", args: words("hash"), files: sum},
+		{name: "hash-json", args: words("hash --json")},
+		{name: "up-target", args: words("up --target 1")},
+		{name: "changed", args: words("up"), before: func(t *testing.T, g *goldenFixture) {
+			write(t, filepath.Join(mig, "0002_email_index.sql"), "CREATE INDEX users_email ON users (lower(email));\n")
+		}},
+		{name: "changed-json", args: words("up --json")},
+		{name: "changed-dry-run-no-sum", args: words("up --dry-run --no-sum")},
+		{name: "changed-down-dry-run", args: words("down --steps 1 --dry-run")},
+		{name: "hash-after-change", args: words("hash")},
+		{name: "up", args: words("up")},
+		{name: "added", args: words("up"), before: func(t *testing.T, g *goldenFixture) {
+			write(t, filepath.Join(mig, "0003_tags.sql"), "CREATE TABLE tags (id int);\n")
+		}},
+		{name: "new", args: words("new more_tags"), files: sum},
+		{name: "new-no-sum", args: words("new --no-sum again")},
+		{name: "added-by-new-no-sum", args: words("up --dry-run")},
+		{name: "gone", args: words("up --dry-run"), before: func(t *testing.T, g *goldenFixture) {
+			for _, f := range []string{"0005_again.sql", "0005_again.rollback.sql", "0004_more_tags.rollback.sql"} {
+				if err := os.Remove(filepath.Join(mig, f)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}},
+		{name: "hand-edited", args: words("up --dry-run"), before: func(t *testing.T, g *goldenFixture) {
+			if r := runIn(t, g.dir, nil, "hash"); r.code != 0 {
+				t.Fatal(r.stderr)
+			}
+			data, err := os.ReadFile(filepath.Join(mig, "poststack.sum"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			write(t, filepath.Join(mig, "poststack.sum"), strings.Replace(string(data), "0003_tags.sql", "0003_tagz.sql", 1))
+		}},
+		{name: "conflict", args: words("up"), before: func(t *testing.T, g *goldenFixture) {
+			write(t, filepath.Join(mig, "poststack.sum"), "<<<<<<< HEAD\nsum1 sha256:0\n=======\nsum1 sha256:1\n>>>>>>> other\n")
+		}},
+		{name: "malformed", args: words("up"), before: func(t *testing.T, g *goldenFixture) {
+			body := "0001_users.sql sha256:abc\n"
+			write(t, filepath.Join(mig, "poststack.sum"), fmt.Sprintf("sum1 sha256:%x\n%s", sha256.Sum256([]byte(body)), body))
+		}},
+		{name: "symlink", args: words("up"), before: func(t *testing.T, g *goldenFixture) {
+			os.Remove(filepath.Join(mig, "poststack.sum"))
+			if err := os.Symlink("/etc/passwd", filepath.Join(mig, "poststack.sum")); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "hash-symlink", args: words("hash")},
+		{name: "hash-extra-argument", args: words("hash x")},
+		{name: "hash-no-migrations-dir", args: words("hash --migrations-path nope")},
+	})
+}
+
 func TestGoldenCreateSchema(t *testing.T) {
 	g := newGoldenFixture(t, basic, true)
 	runGolden(t, "create-schema", g, []goldenStep{
@@ -513,8 +575,88 @@ func TestGoldenHelp(t *testing.T) {
 	g := newGoldenFixture(t, basic, false)
 	steps := []goldenStep{{name: "root", args: words("--help")}}
 	for _, c := range []string{"up", "migrate", "down", "rollback", "status", "migration-status", "verify", "new",
-		"create-schema", "wait", "test-connection", "show-schema", "dump-schema", "backup"} {
+		"create-schema", "wait", "test-connection", "show-schema", "dump-schema", "backup", "hash", "lint", "adopt", "convert"} {
 		steps = append(steps, goldenStep{name: c, args: []string{c, "--help"}})
 	}
 	runGolden(t, "help", g, steps)
+}
+
+// TestGoldenAdoptConvert converts goose files and adopts a goose ledger made
+// by SQL as goose makes it (the real goose runs in e2e/adopt_test.go).
+func TestGoldenAdoptConvert(t *testing.T) {
+	g := newGoldenFixture(t, map[string]string{}, true)
+	sql := func(stmts ...string) func(t *testing.T, g *goldenFixture) {
+		return func(t *testing.T, g *goldenFixture) {
+			for _, s := range stmts {
+				if _, err := connect(t, g.db).Exec(context.Background(), s); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	writeGoose := func(t *testing.T, g *goldenFixture) {
+		if err := os.MkdirAll(filepath.Join(g.dir, "db"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		write(t, filepath.Join(g.dir, "db", "00001_users.sql"), "-- +goose Up\nCREATE TABLE users (id int PRIMARY KEY);\n-- +goose Down\nDROP TABLE users;\n")
+		write(t, filepath.Join(g.dir, "db", "00002_index.sql"), "-- +goose NO TRANSACTION\n-- +goose Up\nCREATE INDEX CONCURRENTLY users_id ON users (id);\n")
+		write(t, filepath.Join(g.dir, "db", "00003_seed.go"), "package db\n")
+	}
+	runGolden(t, "adopt", g, []goldenStep{
+		{name: "convert-unconvertible", args: words("convert --from goose db"), before: writeGoose},
+		{name: "convert-dry-run", args: words("convert --from goose --dry-run db"), before: func(t *testing.T, g *goldenFixture) {
+			if err := os.Remove(filepath.Join(g.dir, "db", "00003_seed.go")); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "convert", args: words("convert --from goose db"), files: []string{"migrations/00001_users.sql", "migrations/00002_index.sql"}},
+		{name: "convert-again", args: words("convert --from goose db")},
+		{name: "convert-json", args: words("convert --json --from golang-migrate --migrations-path gm-out db")},
+		{name: "convert-no-dir", args: words("convert --from goose")},
+		{name: "convert-bad-from", args: words("convert --from flyway db")},
+		{name: "adopt-no-ledger", args: words("adopt --from goose")},
+		{name: "adopt-dry-run", args: words("adopt --from goose --dry-run"), before: sql(
+			"CREATE TABLE goose_db_version (id serial PRIMARY KEY, version_id bigint NOT NULL, is_applied boolean NOT NULL, tstamp timestamp NULL DEFAULT now())",
+			"INSERT INTO goose_db_version (version_id, is_applied) VALUES (0, true), (1, true), (2, true)",
+			"CREATE TABLE users (id int PRIMARY KEY)")},
+		{name: "adopt", args: words("adopt --from goose")},
+		{name: "adopt-again-json", args: words("adopt --from goose --json")},
+		{name: "status", args: words("status")},
+		{name: "adopt-mismatch", args: words("adopt --from goose --dry-run"), before: sql("INSERT INTO goose_db_version (version_id, is_applied) VALUES (9, true)")},
+		{name: "adopt-wrong-tool", args: words("adopt --from poststack-python"), before: sql(
+			"CREATE TABLE schema_migrations (version bigint PRIMARY KEY, dirty boolean NOT NULL)", "INSERT INTO schema_migrations VALUES (2, true)")},
+		{name: "adopt-dirty", args: words("adopt --from golang-migrate --table other")},
+		{name: "adopt-bad-from", args: words("adopt --from flyway")},
+		{name: "adopt-bad-table", args: words("adopt --from goose --from-table a.b.c")},
+	})
+}
+
+// TestGoldenLint: lint reviews the migrations above the base in a scratch
+// server (a native one, or --scratch-url) and never touches DATABASE_URL.
+func TestGoldenLint(t *testing.T) {
+	files := map[string]string{
+		"0001_users.sql":          "CREATE TABLE users (id bigserial PRIMARY KEY, email text NOT NULL, n int);\n",
+		"0001_users.rollback.sql": "DROP TABLE users;\n",
+		"0002_more.sql": "-- an index build and a rewrite, then a safe column\n" +
+			"CREATE INDEX users_n_idx ON users (n);\n" +
+			"ALTER TABLE users ALTER COLUMN n TYPE bigint; -- poststack:lint-ignore table-rewrite users stays small\n" +
+			"ALTER TABLE users ADD COLUMN nick text;\n",
+		"0002_more.rollback.sql": "ALTER TABLE users DROP COLUMN nick;\nALTER TABLE users ALTER COLUMN n TYPE int;\nDROP INDEX users_n_idx;\n",
+	}
+	g := newGoldenFixture(t, files, true)
+	// Not a database: lint must not need one.
+	noDB := []string{"DATABASE_URL=postgres://nobody@127.0.0.1:1/none?sslmode=disable"}
+	runGolden(t, "lint", g, []goldenStep{
+		{name: "all", args: words("lint"), env: noDB},
+		{name: "base", args: words("lint --base 1"), env: noDB},
+		{name: "base-json", args: words("lint --base 1 --json"), env: noDB},
+		{name: "summary", args: words("lint --base 1 --summary"), env: noDB},
+		{name: "nothing-new", args: words("lint --base 2"), env: noDB},
+		{name: "scratch", args: words("lint --base 1 --scratch-url {{SCRATCH}}"), env: noDB},
+		{name: "scratch-used", args: words("lint --scratch-url {{SCRATCH}}"), env: noDB},
+		{name: "bad-base", args: words("lint --base one"), env: noDB},
+		{name: "both-bases", args: words("lint --base 1 --base-ref main"), env: noDB},
+		{name: "not-git", args: words("lint --base-ref main"), env: noDB},
+		{name: "rules", args: words("lint --rules"), env: noDB},
+	})
 }

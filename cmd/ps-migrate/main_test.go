@@ -214,7 +214,7 @@ func TestLockTimeoutIsExit4(t *testing.T) {
 func TestNew(t *testing.T) {
 	dir := project(t, map[string]string{"00009_x.sql": "select 1;\n"})
 	r := runIn(t, dir, nil, "new", "add_users")
-	want := "migrations/00010_add_users.sql\nmigrations/00010_add_users.rollback.sql\n"
+	want := "migrations/00010_add_users.sql\nmigrations/00010_add_users.rollback.sql\nmigrations/poststack.sum\n"
 	if r.code != 0 || r.stdout != want {
 		t.Fatalf("exit %d stdout %q stderr %s", r.code, r.stdout, r.stderr)
 	}

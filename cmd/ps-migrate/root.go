@@ -25,7 +25,9 @@ Postgres database. Each migration commits together with its ledger row
 (poststack.schema_migrations) or not at all; runs hold an advisory lock; an
 applied file that changed since stops the run (exit 3) unless --allow-drift.
 A failing statement is reported as FILE:LINE:COL with Postgres' DETAIL and
-HINT. NNNN_name.rollback.sql undoes NNNN_name.sql.
+HINT. NNNN_name.rollback.sql undoes NNNN_name.sql. When migrations/poststack.sum
+is there (new and hash write it), up and down refuse files that do not match
+it (exit 3), so that two branches adding migrations conflict in git.
 
 The database is --database-url (or POSTSTACK_DATABASE_URL), else DATABASE_URL,
 else the host-side URL of --env NAME in .poststack.yml; a database_url set by
@@ -47,6 +49,7 @@ func newRoot(app *cli.App) *ffcli.Command {
 			t.statusCommand("status", ""), t.statusCommand("migration-status", "status"),
 			t.verifyCommand(), t.newCommand(), t.createSchemaCommand(), t.waitCommand(),
 			t.testConnectionCommand(), t.showSchemaCommand(), t.dumpSchemaCommand(), t.backupCommand(),
+			t.lintCommand(), t.hashCommand(), t.adoptCommand(), t.convertCommand(),
 		},
 	},
 		"ps-migrate --database-url postgres://app:secret@localhost:5433/app up",
@@ -55,6 +58,7 @@ func newRoot(app *cli.App) *ffcli.Command {
 		"ps-migrate down --steps 1",
 		"ps-migrate verify --rollback                # apply, roll back, re-apply each in a scratch database",
 		"ps-migrate new add_users_email_index",
+		"ps-migrate hash                             # rewrite migrations/poststack.sum after editing migrations",
 		"ps-migrate --env staging wait --timeout 60s && ps-migrate --env staging up",
 	)
 	return root

@@ -16,17 +16,18 @@ func (t *tool) upCommand(name, aliasOf string) *ffcli.Command {
 	var l ledgerFlags
 	l.register(fs)
 	var target int64
-	var dryRun bool
+	var dryRun, noSum bool
 	fs.Int64Var(&target, "target", 0, "apply up to and including this version (default: all)")
 	fs.Int64Var(&target, "target-version", 0, "alias of --target")
 	fs.BoolVar(&dryRun, "dry-run", false, "list what would run; change nothing, take no lock")
+	fs.BoolVar(&noSum, "no-sum", false, noSumUsage)
 	return t.app.Examples(&ffcli.Command{
 		Name:       name,
-		ShortUsage: "ps-migrate " + name + " [--target V] [--dry-run]",
+		ShortUsage: "ps-migrate " + name + " [--target V] [--dry-run] [--no-sum]",
 		ShortHelp:  help(aliasOf, "apply pending migrations, each with its ledger row in one transaction"),
 		FlagSet:    fs,
 		Exec: func(ctx context.Context, args []string) error {
-			return t.withMigrator(ctx, &l, args, func(m *migrate.Migrator) error {
+			return t.withCheckedMigrator(ctx, &l, noSum, args, func(m *migrate.Migrator) error {
 				if dryRun {
 					plan, err := m.Plan(ctx, target)
 					if err != nil {

@@ -151,6 +151,12 @@ func Up(ctx context.Context, env *Environment, o Options) (res *UpResult, err er
 		}
 		deployUnit = &u
 	}
+	var migs []*migrate.Migration
+	if o.runs(PhaseMigrate) {
+		if migs, err = env.migrations(); err != nil {
+			return res, err
+		}
+	}
 	var deployPlan *deploy.Plan
 	var deployer deploy.Deployer
 	if deployUnit != nil {
@@ -182,7 +188,7 @@ func Up(ctx context.Context, env *Environment, o Options) (res *UpResult, err er
 	}
 	if o.runs(PhaseMigrate) {
 		err := step(o.Progress, "migrations", func() error {
-			m, err := env.migrate(ctx, o)
+			m, err := env.migrate(ctx, o, migs)
 			res.Migrations = m
 			if m != nil && len(m.Applied) > 0 {
 				res.Changed = true
@@ -272,7 +278,10 @@ func (env *Environment) database(ctx context.Context, o Options) (*DatabaseResul
 	return &DatabaseResult{Container: r.Container, Action: r.Action, Port: env.Postgres.Port}, nil
 }
 
-func (env *Environment) migrate(ctx context.Context, o Options) (*MigrationsResult, error) {
+// migrations loads the project's migrations and checks them against the sum file
+// (migrate.CheckSum: none there, nothing to check), before anything starts; nil for a project
+// without a migrations directory.
+func (env *Environment) migrations() ([]*migrate.Migration, error) {
 	dir := env.MigrationsDir
 	if dir == "" {
 		return nil, nil
@@ -283,6 +292,20 @@ func (env *Environment) migrate(ctx context.Context, o Options) (*MigrationsResu
 	migs, err := migrate.LoadDir(dir)
 	if err != nil {
 		return nil, err
+	}
+	if err := migrate.CheckSum(dir, migs); err != nil {
+		return nil, err
+	}
+	if migs == nil {
+		migs = []*migrate.Migration{} // a directory without migrations yet: migrate says so
+	}
+	return migs, nil
+}
+
+func (env *Environment) migrate(ctx context.Context, o Options, migs []*migrate.Migration) (*MigrationsResult, error) {
+	dir := env.MigrationsDir
+	if migs == nil {
+		return nil, nil
 	}
 	conn, err := pgx.Connect(ctx, env.HostURL())
 	if err != nil {

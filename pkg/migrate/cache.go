@@ -70,7 +70,7 @@ func (s *Script) Text() (string, error) {
 	if sum != s.lazy.sum {
 		return "", &SourceError{Problems: []Problem{{File: s.File, Msg: "changed after it was checked; nothing was run from it, run again"}}}
 	}
-	s.SQL = sql
+	s.SQL, s.sum = sql, sum
 	s.lazy = lazyText{}
 	return s.SQL, nil
 }
@@ -120,7 +120,7 @@ func (s *Script) check() []Problem {
 	if l, _ := loadFile(read, filepath.Base(s.lazy.path), s.File, 0, &fresh, nil); len(l.problems) > 0 {
 		return l.problems
 	}
-	s.SQL, s.NoTransaction, s.lazy = fresh.SQL, fresh.NoTransaction, lazyText{}
+	s.SQL, s.NoTransaction, s.lazy, s.sum = fresh.SQL, fresh.NoTransaction, lazyText{}, fresh.sum
 	return nil
 }
 

@@ -23,6 +23,12 @@
 // Migrations marked "-- poststack:no-transaction" run statement by statement outside a
 // transaction and are recorded after their last statement succeeds; when one fails, the
 // statements before it stay in effect (that is what running outside a transaction means).
+//
+// The sum file (SumFile, "poststack.sum" in the migrations directory) lists every migration
+// and rollback file in version order with its checksum, under a first line that hashes the
+// rest: "sum1 sha256:<hex>", then "<file name> sha256:<hex>" a line. WriteSum writes it;
+// CheckSum refuses (SumError, exit code 3) files that do not match it, so that two branches
+// each adding a migration conflict in git on its first and last lines. See sum.go.
 package migrate
 
 import (

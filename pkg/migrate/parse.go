@@ -22,6 +22,7 @@ const (
 	// directivePrefix starts a poststack directive in a leading comment line.
 	directivePrefix = "poststack:"
 	noTransaction   = "no-transaction"
+	lintIgnore      = "lint-ignore"
 )
 
 // fileName is a parsed migration file name.
@@ -91,8 +92,8 @@ type lineProblem struct {
 
 // ParseDirectives reads the leading comment lines of a SQL text (up to the first line that is
 // neither blank nor a "--" comment): "-- poststack:no-transaction" and "-- Description: text".
-// Any other "-- poststack:" directive is an error, so that a typo cannot silently run a
-// migration inside a transaction it was meant to avoid.
+// "-- poststack:lint-ignore …" is pkg/lint's and passes; any other "-- poststack:" directive is
+// an error, so that a typo cannot silently run a migration inside a transaction it was meant to avoid.
 func ParseDirectives(text string) (Directives, error) {
 	d, probs := parseDirectives(text)
 	if len(probs) > 0 {
@@ -127,6 +128,9 @@ func parseDirectives(text string) (Directives, []lineProblem) {
 			if name == noTransaction {
 				d.NoTransaction = true
 				continue
+			}
+			if name == lintIgnore || strings.HasPrefix(name, lintIgnore+" ") || strings.HasPrefix(name, lintIgnore+"\t") {
+				continue // pkg/lint's; it checks them
 			}
 			probs = append(probs, lineProblem{lineNo, fmt.Sprintf("unknown directive %q (known: %q)",
 				excerpt(strings.TrimSpace(body)), directivePrefix+noTransaction)})
@@ -213,6 +217,7 @@ func loadFile(read readFunc, base, file string, mode fs.FileMode, s *Script, buf
 		return out, buf
 	}
 	s.SQL, out.sum = normalize(data)
+	s.sum = out.sum
 	d, probs := parseDirectives(s.SQL)
 	for _, p := range probs {
 		out.problems = append(out.problems, Problem{File: file, Line: p.line, Msg: p.msg})

@@ -36,6 +36,9 @@ type Script struct {
 
 	// lazy is set (its path is not empty) while SQL has not been read; see Text.
 	lazy lazyText
+	// sum is the checksum of the file as read (see Migration.Checksum), when it was read; the
+	// sum file's entry for a rollback (see scriptSum).
+	sum [sha256.Size]byte
 }
 
 // Migration is one version of the schema: its forward script and, optionally, its rollback.

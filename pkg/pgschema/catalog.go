@@ -26,6 +26,55 @@ type reader struct {
 	tx            querier
 	exclude       []string
 	excludeTables map[string]bool
+	// only, when not nil, are the tables and sequences to read (Options.Only), and onlyOIDs
+	// (set by resolveOnly) the OIDs of those and of the sequences the tables own.
+	only     map[string]bool
+	onlyOIDs []uint32
+}
+
+// skipTable is whether the table schema.name is left out.
+func (r *reader) skipTable(qualified string) bool {
+	return r.excludeTables[qualified] || r.only != nil && !r.only[qualified]
+}
+
+// resolveOnly finds the relations Options.Only names, by name (an index lookup each, so that
+// the cost follows the names, not the size of the database), and the sequences the named
+// tables own. A name "a.b.c" may be schema "a" and relation "b.c" or schema "a.b" and relation
+// "c": both are looked up, and the readers check the exact name.
+func (r *reader) resolveOnly(ctx context.Context) error {
+	var nsps, rels []string
+	for name := range r.only {
+		for i := 0; i < len(name); i++ {
+			if name[i] == '.' {
+				nsps, rels = append(nsps, name[:i]), append(rels, name[i+1:])
+			}
+		}
+	}
+	rows, err := r.tx.Query(ctx, `WITH named AS (
+			SELECT c.oid, c.relkind FROM unnest($1::text[], $2::text[]) AS o(nsp, rel)
+			JOIN pg_namespace n ON n.nspname = o.nsp JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = o.rel
+			WHERE c.relkind IN ('r', 'p', 'f', 'S'))
+		SELECT oid FROM named
+		UNION SELECT d.objid FROM named JOIN pg_depend d ON d.refclassid = 'pg_class'::regclass AND d.refobjid = named.oid
+			AND d.classid = 'pg_class'::regclass AND d.deptype = 'a'
+		WHERE named.relkind <> 'S'`, nsps, rels)
+	if err != nil {
+		return err
+	}
+	r.onlyOIDs, err = pgx.CollectRows(rows, pgx.RowTo[uint32])
+	if r.onlyOIDs == nil {
+		r.onlyOIDs = []uint32{}
+	}
+	return err
+}
+
+// onlyFilter is the condition that keeps the relations resolveOnly found, as the parameter
+// after the exclusions, or nothing when the snapshot is not restricted.
+func (r *reader) onlyFilter(oid string) (string, []any) {
+	if r.only == nil {
+		return "", []any{r.exclude}
+	}
+	return " AND " + oid + " = ANY($2::oid[])", []any{r.exclude, r.onlyOIDs}
 }
 
 func (r *reader) schemas(ctx context.Context, s *Schema) error {
@@ -52,10 +101,11 @@ func (r *reader) extensions(ctx context.Context, s *Schema) error {
 }
 
 func (r *reader) tables(ctx context.Context, s *Schema) error {
+	only, args := r.onlyFilter("c.oid")
 	rows, err := r.tx.Query(ctx, `SELECT c.oid, n.nspname, c.relname, c.relkind::text
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE c.relkind IN ('r', 'p', 'f') AND `+nsFilter+` AND `+
-		fmt.Sprintf(notExtensionMember, "pg_class", "c.oid"), r.exclude)
+		fmt.Sprintf(notExtensionMember, "pg_class", "c.oid")+only, args...)
 	if err != nil {
 		return err
 	}
@@ -66,7 +116,7 @@ func (r *reader) tables(ctx context.Context, s *Schema) error {
 	var t Table
 	var kind string
 	_, err = pgx.ForEachRow(rows, []any{&oid, &t.Schema, &t.Name, &kind}, func() error {
-		if r.excludeTables[t.Schema+"."+t.Name] {
+		if r.skipTable(t.Schema + "." + t.Name) {
 			return nil
 		}
 		tt := &Table{Schema: t.Schema, Name: t.Name, Kind: relkindName(kind)}
@@ -245,6 +295,7 @@ func (r *reader) views(ctx context.Context, s *Schema) error {
 }
 
 func (r *reader) sequences(ctx context.Context, s *Schema) error {
+	only, args := r.onlyFilter("sq.seqrelid")
 	rows, err := r.tx.Query(ctx, `SELECT n.nspname, c.relname, format_type(sq.seqtypid, NULL),
 			sq.seqstart, sq.seqincrement, sq.seqmin, sq.seqmax, sq.seqcache, sq.seqcycle,
 			coalesce(tn.nspname || '.' || t.relname || '.' || ta.attname, ''),
@@ -259,7 +310,7 @@ func (r *reader) sequences(ctx context.Context, s *Schema) error {
 		LEFT JOIN pg_attribute ta ON ta.attrelid = d.refobjid AND ta.attnum = d.refobjsubid
 		WHERE `+nsFilter+` AND `+fmt.Sprintf(notExtensionMember, "pg_class", "c.oid")+`
 			AND NOT EXISTS (SELECT 1 FROM pg_depend di WHERE di.classid = 'pg_class'::regclass
-				AND di.objid = c.oid AND di.deptype = 'i')`, r.exclude)
+				AND di.objid = c.oid AND di.deptype = 'i')`+only, args...)
 	if err != nil {
 		return err
 	}
@@ -268,6 +319,9 @@ func (r *reader) sequences(ctx context.Context, s *Schema) error {
 	_, err = pgx.ForEachRow(rows, []any{&q.Schema, &q.Name, &q.Type, &q.Start, &q.Increment, &q.Min, &q.Max,
 		&q.Cache, &q.Cycle, &q.OwnedBy, &ownerTable}, func() error {
 		if r.excludeTables[q.Schema+"."+q.Name] || (ownerTable != "" && r.excludeTables[ownerTable]) {
+			return nil
+		}
+		if r.only != nil && !r.only[q.Schema+"."+q.Name] && (ownerTable == "" || !r.only[ownerTable]) {
 			return nil
 		}
 		s.Sequences = append(s.Sequences, q)

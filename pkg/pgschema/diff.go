@@ -138,6 +138,45 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 // are not listed separately. Long or multi-line values (view and function bodies) are reported
 // as "changed" without being printed. Identical snapshots give no sentences.
 func Diff(before, after *Schema) []string {
+	var out []string
+	for _, c := range Changes(before, after) {
+		k := c.Kind + " " + c.Name
+		switch c.Action {
+		case Dropped:
+			out = append(out, k+" exists only before")
+		case Added:
+			out = append(out, k+" exists only after")
+		default:
+			for _, d := range c.Details {
+				out = append(out, k+": "+d)
+			}
+		}
+	}
+	return out
+}
+
+// Action is what happened to an object between two snapshots.
+type Action string
+
+// The actions of a Change.
+const (
+	Added   Action = "added"
+	Dropped Action = "dropped"
+	Changed Action = "changed"
+)
+
+// Change is one object that differs between two snapshots.
+type Change struct {
+	Kind   string `json:"kind"` // "table", "column", "index", …
+	Name   string `json:"name"` // qualified: "public.users", "public.users.email"
+	Action Action `json:"action"`
+	// Details say what changed, for a changed object: "type integer → bigint".
+	Details []string `json:"details,omitempty"`
+}
+
+// Changes lists the objects that differ, in Diff's order; an object inside one that was added
+// or dropped is not listed separately.
+func Changes(before, after *Schema) []Change {
 	if before == nil {
 		before = &Schema{}
 	}
@@ -158,7 +197,7 @@ func Diff(before, after *Schema) []string {
 	slices.SortFunc(objs, func(x, y object) int {
 		return cmp.Or(cmp.Compare(x.rank, y.rank), strings.Compare(x.name, y.name), strings.Compare(x.kind, y.kind))
 	})
-	var out []string
+	var out []Change
 	for _, o := range objs {
 		k := o.key()
 		bo, inB := b[k]
@@ -166,16 +205,19 @@ func Diff(before, after *Schema) []string {
 		switch {
 		case inB && !inA:
 			if _, ok := a[o.parent]; o.parent == "" || ok {
-				out = append(out, k+" exists only before")
+				out = append(out, Change{Kind: o.kind, Name: o.name, Action: Dropped})
 			}
 		case inA && !inB:
 			if _, ok := b[o.parent]; o.parent == "" || ok {
-				out = append(out, k+" exists only after")
+				out = append(out, Change{Kind: o.kind, Name: o.name, Action: Added})
 			}
 		default:
-			out = append(out, propChanges(k, bo.props, ao.props)...)
+			details := propChanges(bo.props, ao.props)
 			if o.kind == "table" {
-				out = append(out, columnOrder(before, after, o.name)...)
+				details = append(details, columnOrder(before, after, o.name)...)
+			}
+			if len(details) > 0 {
+				out = append(out, Change{Kind: o.kind, Name: o.name, Action: Changed, Details: details})
 			}
 		}
 	}
@@ -184,7 +226,7 @@ func Diff(before, after *Schema) []string {
 
 // propChanges compares properties by name, in before's order then after's new ones, because a
 // type that changed kind (enum to domain) has different properties on each side.
-func propChanges(key string, before, after []prop) []string {
+func propChanges(before, after []prop) []string {
 	var out []string
 	value := func(ps []prop, name string) string {
 		for _, p := range ps {
@@ -196,12 +238,12 @@ func propChanges(key string, before, after []prop) []string {
 	}
 	for _, p := range before {
 		if av := value(after, p.name); p.value != av {
-			out = append(out, key+": "+change(p.name, p.value, av))
+			out = append(out, change(p.name, p.value, av))
 		}
 	}
 	for _, p := range after {
 		if !slices.ContainsFunc(before, func(q prop) bool { return q.name == p.name }) && p.value != "" {
-			out = append(out, key+": "+change(p.name, "", p.value))
+			out = append(out, change(p.name, "", p.value))
 		}
 	}
 	return out
@@ -255,5 +297,5 @@ func columnOrder(before, after *Schema, name string) []string {
 	if slices.Equal(bo, ao) {
 		return nil
 	}
-	return []string{fmt.Sprintf("table %s: column order %s → %s", name, strings.Join(bo, ", "), strings.Join(ao, ", "))}
+	return []string{fmt.Sprintf("column order %s → %s", strings.Join(bo, ", "), strings.Join(ao, ", "))}
 }

@@ -398,3 +398,48 @@ func TestSnapshotInsideCallersTransaction(t *testing.T) {
 		t.Errorf("caller's transaction was ended: %v", err)
 	}
 }
+
+// TestSnapshotOnly: a restricted snapshot is the full one with only the named tables, the
+// sequences they own and the named sequences; everything that is not a table or a sequence is
+// read in full; a name of no relation is ignored, and an empty list reads no table.
+func TestSnapshotOnly(t *testing.T) {
+	_, conn := setup(t)
+	ctx := context.Background()
+	if _, err := conn.Exec(ctx, `CREATE SCHEMA "we.ird"; CREATE TABLE "we.ird"."x.y" (id serial); CREATE TABLE "we.ird".x (id int)`); err != nil {
+		t.Fatal(err)
+	}
+	full := snapshot(t, conn, fixtureOpts)
+	only := snapshot(t, conn, Options{ExcludeTables: fixtureOpts.ExcludeTables,
+		Only: &Only{Relations: []string{"app.posts", "app.counter", "we.ird.x.y", "app.nosuch", "public.ledger"}}})
+
+	var tables []string
+	for _, tb := range only.Tables {
+		tables = append(tables, tb.Schema+"."+tb.Name)
+		i := slices.IndexFunc(full.Tables, func(f Table) bool { return f.Schema == tb.Schema && f.Name == tb.Name })
+		if i < 0 || !reflect.DeepEqual(full.Tables[i], tb) {
+			t.Errorf("table %s.%s differs from the full snapshot's", tb.Schema, tb.Name)
+		}
+	}
+	if want := []string{"app.posts", "we.ird.x.y"}; !slices.Equal(tables, want) {
+		t.Errorf("tables %v, want %v (the excluded ledger neither)", tables, want)
+	}
+	var seqs []string
+	for _, q := range only.Sequences {
+		seqs = append(seqs, q.Schema+"."+q.Name)
+	}
+	if want := []string{"app.counter", "app.posts_id_seq", "we.ird.x.y_id_seq"}; !slices.Equal(seqs, want) {
+		t.Errorf("sequences %v, want %v", seqs, want)
+	}
+	rest := func(s *Schema) Schema {
+		c := *s
+		c.Tables, c.Sequences = nil, nil
+		return c
+	}
+	if !reflect.DeepEqual(rest(full), rest(only)) {
+		t.Error("what is not a table or a sequence differs from the full snapshot")
+	}
+	none := snapshot(t, conn, Options{Only: &Only{}})
+	if len(none.Tables) != 0 || len(none.Sequences) != 0 || len(none.Functions) == 0 {
+		t.Errorf("Only{} read %d tables, %d sequences, %d functions", len(none.Tables), len(none.Sequences), len(none.Functions))
+	}
+}

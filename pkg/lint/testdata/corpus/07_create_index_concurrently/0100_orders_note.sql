@@ -1,0 +1,3 @@
+-- poststack:no-transaction
+-- Safe: CONCURRENTLY takes SHARE UPDATE EXCLUSIVE, which blocks no writes.
+CREATE INDEX CONCURRENTLY orders_note ON orders (note);

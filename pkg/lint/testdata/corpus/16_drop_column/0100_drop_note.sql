@@ -1,0 +1,2 @@
+-- Safe: DROP COLUMN only marks the column dropped; nothing is rewritten.
+ALTER TABLE orders DROP COLUMN note;

@@ -1,0 +1,2 @@
+-- Error: forgets the promotions table.
+ALTER TABLE orders DROP COLUMN coupon;

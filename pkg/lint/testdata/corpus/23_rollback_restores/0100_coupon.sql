@@ -1,0 +1,2 @@
+ALTER TABLE orders ADD COLUMN coupon text;
+CREATE TABLE promotions (code text PRIMARY KEY);

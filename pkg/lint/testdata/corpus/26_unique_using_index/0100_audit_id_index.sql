@@ -1,0 +1,3 @@
+-- poststack:no-transaction
+-- Safe: the unique index is built concurrently ...
+CREATE UNIQUE INDEX CONCURRENTLY audit_id ON audit (id);
