@@ -198,7 +198,9 @@ step_podman_socket() {
 	log "starting podman API service on $PODMAN_SOCK"
 	mkdir -p "$(dirname "$PODMAN_SOCK")"
 	rm -f "$PODMAN_SOCK"
-	setsid nohup podman system service --time=0 "unix://$PODMAN_SOCK" \
+	# It outlives this shell: nothing of the caller's run (its TMPDIR, its directory) may be
+	# something it depends on later.
+	(cd / && exec setsid nohup env -u TMPDIR podman system service --time=0 "unix://$PODMAN_SOCK") \
 		>/var/log/podman-service.log 2>&1 </dev/null &
 	wait_for 30 "podman API socket" socket_ping "$PODMAN_SOCK" || {
 		tail -n 20 /var/log/podman-service.log >&2 || true

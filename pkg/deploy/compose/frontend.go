@@ -199,7 +199,8 @@ func ensurePodmanService(ctx context.Context, eng *engine.Engine, socket string,
 		return 0, fmt.Errorf("podman API socket %s does not answer, and its directory cannot be made: %w (run: %s)", socket, err, cmdline)
 	}
 	cmd := exec.Command(eng.Path(), "system", "service", "--time=0", addr)
-	cmd.Env = env
+	cmd.Env = serviceEnv(env)
+	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		return 0, fmt.Errorf("podman API socket %s does not answer; starting %s: %w", socket, cmdline, err)
@@ -225,6 +226,20 @@ func ensurePodmanService(ctx context.Context, eng *engine.Engine, socket string,
 			}
 		}
 	}
+}
+
+// serviceEnv is env for a service that outlives this process: without TMPDIR, since the
+// directory the caller's run uses for its temporary files (a test's, a CI step's) goes away
+// with it, and podman's service keeps staging image data there ("failed to convert ImageData
+// to ImageInspect: open $TMPDIR/…: no such file or directory" for every later client).
+func serviceEnv(env []string) []string {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, "TMPDIR=") {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 // pingSocket asks a Docker-compatible API for /_ping.
