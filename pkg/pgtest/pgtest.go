@@ -19,6 +19,17 @@
 // binary through pkg/ephemeral. A TestMain that calls Run drops the clones still prepared and
 // stops that server when the tests are done; without it the leftovers are swept by the next
 // run and a native server dies with the test binary.
+//
+// Where the server comes from (the databases, templates and clones are the same on each):
+//   - URL: POSTSTACK_TEST_DATABASE_URL or WithURL, a server someone else runs (CI's service
+//     container, `ps-env`, the Action's ephemeral database); Open for a Server of your own.
+//   - native: WithProvider(ephemeral.Native), the host's initdb and postgres, the default when
+//     they are installed; the fastest start.
+//   - container: WithProvider(ephemeral.Container) with WithImage, a container run on podman
+//     or docker through the engine's CLI (pkg/engine).
+//   - testcontainers-go: package pgtest/pgtesttc, for suites that already use it:
+//     pgtesttc.Start runs the postgres module's container, pgtesttc.FromContainer takes one the
+//     test already runs; only the test binaries that import it link testcontainers-go.
 package pgtest
 
 import (
