@@ -86,7 +86,7 @@ func newRoot(app *cli.App) *ffcli.Command {
 	},
 		"ps-build                                        # everything, in order",
 		"ps-build --base-image localhost/debian:bookworm # no registry: a locally made Debian",
-		"ps-build api worker -j 2                        # two images and what they are built FROM",
+		"ps-build -j 2 api worker                        # two images and what they are built FROM",
 		"ps-build --dry-run --json                       # the plan, for machines",
 		"ps-build --container-runtime docker --tag \"$GITHUB_SHA\" --pull always",
 		"POSTSTACK_BASE_IMAGE=localhost/debian:bookworm ps-build postgres",

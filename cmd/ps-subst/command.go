@@ -95,7 +95,7 @@ func newCommand(app *cli.App) *ffcli.Command {
 	}
 	return app.Root(root,
 		"ps-subst --yaml < pod.yaml.tmpl | podman kube play -",
-		"ps-subst --env dev --yaml containers/app/app-pod.yaml -o /tmp/app-pod.yaml",
+		"ps-subst --env dev --yaml -o /tmp/app-pod.yaml containers/app/app-pod.yaml",
 		"ps-subst --yaml --set IMAGE=app:1.2 --env-file ci.env deploy.yml > deploy.rendered.yml",
 		"ps-subst --list --json templates/*.yml          # what do these templates need?",
 		"ps-subst --check --env staging app.yaml         # dry run: every variable, its value and source",
