@@ -230,7 +230,7 @@ func (t *tool) review(ctx context.Context, f *lintFlags, base, changes []*migrat
 			}
 			_, err = m.Up(ctx, 0)
 			return err
-		}))
+		}), pgnative.WithSeedCachedOnColdStart()) // the help promises the base state for the next run
 	}
 	srv, err := pgnative.Start(ctx, nopts...)
 	if err != nil {

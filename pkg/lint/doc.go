@@ -47,6 +47,15 @@
 // then costs with what the change touches, not with the size of the schema. A trial that fails
 // falls back to comparing whole schemas, as does a no-transaction change or rollback.
 //
+// After such a trial the check itself is made in its transaction, before the change is
+// applied: back in the state before it, the change, its rollback and the change again run, and
+// one query (pgschema.Fingerprint, equal only for equal snapshots) compares the state after
+// each with the one it must equal. Nothing of it is committed; the change is then applied and
+// observed as one without a rollback file. A difference, a failing statement, a deferred
+// constraint that COMMIT would find violated, or a setting a step changed (SET LOCAL would end
+// with its own transaction) sends the change to the committed check above, which also says
+// what differs.
+//
 // # Rules
 //
 //   - table-rewrite (error): a table that existed before the change was rewritten while a lock

@@ -139,7 +139,7 @@ func Review(ctx context.Context, scratch *pgx.Conn, base, changes []*migrate.Mig
 			if p.rollbackIgnores, err = parseRollbackIgnores(mig.Down.File, down); err != nil {
 				return nil, err
 			}
-			p.downStmts = sqlscan.Split(down)
+			p.downText, p.downStmts = down, sqlscan.Split(down)
 		}
 		plans[i] = p
 	}
@@ -170,14 +170,28 @@ func Review(ctx context.Context, scratch *pgx.Conn, base, changes []*migrate.Mig
 		step := "lint " + migrate.Label(p.mig.Version, p.mig.Name, p.mig)
 		r.progress.Emit(progress.Event{Op: "lint", Kind: progress.Start, Step: step})
 		stepStart := time.Now()
-		// The schema before the change, for its rollback check: of the tables it and its
-		// rollback touch when a trial can tell them (see touched), else the whole schema.
+		// The rollback check: in one transaction that is rolled back, when it can be made
+		// there (see restores); else committed after the change, with the schema before it, of
+		// the tables it and its rollback touch when a trial can tell them (see touched), else
+		// the whole schema.
+		check := p.mig.Down != nil
 		var before *pgschema.Schema
 		var only *pgschema.Only
-		if p.mig.Down != nil {
-			if only, before, err = r.touched(ctx, p); err != nil {
+		if check {
+			restored, trialOnly, err := r.restores(ctx, p)
+			if err != nil {
 				return nil, err
 			}
+			check = !restored
+			if check && trialOnly != nil {
+				// Found otherwise than committed steps would: again, committed, to be sure
+				// and to say what differs.
+				if only, before, err = r.touched(ctx, p); err != nil {
+					return nil, err
+				}
+			}
+		}
+		if check {
 			if only == nil && current == nil {
 				if current, err = r.snapshot(ctx); err != nil {
 					return nil, err
@@ -197,7 +211,7 @@ func Review(ctx context.Context, scratch *pgx.Conn, base, changes []*migrate.Mig
 		rep.Reviewed = append(rep.Reviewed, Reviewed{Version: p.mig.Version, Name: p.mig.Name, File: p.mig.Up.File,
 			Statements: len(p.stmts), DurationMS: elapsed.Milliseconds()})
 		current = nil
-		if p.mig.Down != nil {
+		if check {
 			current, err = r.checkRollback(ctx, p, before, only, rep)
 			if err != nil {
 				return nil, err
@@ -237,7 +251,8 @@ type changePlan struct {
 	stmts           []sqlscan.Statement
 	ignores         ignores
 	rollbackIgnores ignores
-	downStmts       []sqlscan.Statement // of the rollback file, if any
+	downText        string              // the rollback file, if any
+	downStmts       []sqlscan.Statement // of it
 }
 
 // reviewer is the state of one Review.

@@ -109,35 +109,50 @@ func (t *touchedSet) read(ctx context.Context, r *reviewer, newAbove uint32) err
 }
 
 // touched finds the relations a snapshot must read to check p's rollback (see the top of this
-// file), by a trial: in a transaction, under a savepoint, p and its rollback run, and
-// touchedQuery reads what they touched after each; back at the savepoint (the state before p)
-// it maps what they locked to what it was, and reads the snapshot before p, restricted to
-// those relations, which it returns with them. The transaction is rolled back. It returns nil
-// for both, for the full comparison, when p or its rollback runs outside a transaction (it
-// cannot be rolled back) or controls the transaction itself, or when a statement of the trial
-// fails (the real run reports the error as it always did).
+// file), by a trial (see trial), and reads the snapshot before p, restricted to those
+// relations, which it returns with them. The transaction is rolled back. It returns nil for
+// both, for the full comparison, when trial does.
 func (r *reviewer) touched(ctx context.Context, p changePlan) (*pgschema.Only, *pgschema.Schema, error) {
+	only, err := r.trial(ctx, p)
+	defer r.rollback(ctx)
+	if only == nil || err != nil {
+		return nil, nil, err
+	}
+	before, err := r.snapshotOnly(ctx, only)
+	if err != nil {
+		return nil, nil, err
+	}
+	return only, before, nil
+}
+
+// trial opens a transaction and, under a savepoint, runs p and its rollback, reading what they
+// touched after each with touchedQuery; back at the savepoint (the state before p) it maps
+// what they locked to what it was, and returns the relations to compare, leaving the
+// transaction open in the state before p (the caller rolls it back). It returns nil, for the
+// full comparison, when p or its rollback runs outside a transaction (it cannot be rolled
+// back) or controls the transaction itself, or when a statement of the trial fails (the real
+// run reports the error as it always did).
+func (r *reviewer) trial(ctx context.Context, p changePlan) (*pgschema.Only, error) {
 	if p.mig.Down == nil || p.mig.Up.NoTransaction || p.mig.Down.NoTransaction {
-		return nil, nil, nil
+		return nil, nil
 	}
 	if _, ok := sqlscan.HasTransactionControl(p.stmts); ok {
-		return nil, nil, nil
+		return nil, nil
 	}
 	if _, ok := sqlscan.HasTransactionControl(p.downStmts); ok {
-		return nil, nil, nil
+		return nil, nil
 	}
 	res, err := r.conn.PgConn().Exec(ctx, fmt.Sprintf(
 		"BEGIN; SET LOCAL lock_timeout = %d; SAVEPOINT %s; SELECT max(oid) FROM pg_class",
 		r.lockTimeoutMS(), trialSavepoint)).ReadAll()
-	defer r.rollback(ctx)
 	if err != nil {
-		return nil, nil, fmt.Errorf("lint: begin the trial of %s: %w", p.mig.Up.File, err)
+		return nil, fmt.Errorf("lint: begin the trial of %s: %w", p.mig.Up.File, err)
 	}
 	var newAbove uint32
 	if last := res[len(res)-1]; len(last.Rows) != 1 || len(last.Rows[0]) != 1 {
-		return nil, nil, fmt.Errorf("lint: begin the trial of %s: no highest OID", p.mig.Up.File)
+		return nil, fmt.Errorf("lint: begin the trial of %s: no highest OID", p.mig.Up.File)
 	} else if _, err := fmt.Sscan(string(last.Rows[0][0]), &newAbove); err != nil {
-		return nil, nil, fmt.Errorf("lint: begin the trial of %s: %w", p.mig.Up.File, err)
+		return nil, fmt.Errorf("lint: begin the trial of %s: %w", p.mig.Up.File, err)
 	}
 	set := &touchedSet{names: map[string]bool{}}
 	for _, stmts := range [][]sqlscan.Statement{p.stmts, p.downStmts} {
@@ -145,39 +160,35 @@ func (r *reviewer) touched(ctx context.Context, p changePlan) (*pgschema.Only, *
 			if err := r.exec(ctx, st.SQL); err != nil {
 				var pgErr *pgconn.PgError
 				if errors.As(err, &pgErr) {
-					return nil, nil, nil
+					return nil, nil
 				}
-				return nil, nil, fmt.Errorf("lint: trial of %s and its rollback: %w", p.mig.Up.File, err)
+				return nil, fmt.Errorf("lint: trial of %s and its rollback: %w", p.mig.Up.File, err)
 			}
 			if r.conn.PgConn().TxStatus() != 'T' {
 				// A transaction control statement sqlscan does not know: nothing can be trusted.
-				return nil, nil, fmt.Errorf("lint: trial of %s and its rollback: a statement at line %d ended the transaction", p.mig.Up.File, st.Line)
+				return nil, fmt.Errorf("lint: trial of %s and its rollback: a statement at line %d ended the transaction", p.mig.Up.File, st.Line)
 			}
 		}
 		// After the change, then after its rollback.
 		if err := set.read(ctx, r, newAbove); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 	}
 	if err := r.exec(ctx, "ROLLBACK TO SAVEPOINT "+trialSavepoint); err != nil {
-		return nil, nil, fmt.Errorf("lint: end the trial of %s: %w", p.mig.Up.File, err)
+		return nil, fmt.Errorf("lint: end the trial of %s: %w", p.mig.Up.File, err)
 	}
 	if err := set.read(ctx, r, math.MaxUint32); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	// Generic plans for the snapshot, as pgschema takes them when restricted in a transaction
 	// of its own: its queries read little, and planning them anew costs more than running them.
 	if err := r.exec(ctx, "SET LOCAL plan_cache_mode = force_generic_plan"); err != nil {
-		return nil, nil, fmt.Errorf("lint: trial of %s: %w", p.mig.Up.File, err)
+		return nil, fmt.Errorf("lint: trial of %s: %w", p.mig.Up.File, err)
 	}
 	only := &pgschema.Only{Relations: make([]string, 0, len(set.names))}
 	for name := range set.names {
 		only.Relations = append(only.Relations, name)
 	}
 	slices.Sort(only.Relations)
-	before, err := r.snapshotOnly(ctx, only)
-	if err != nil {
-		return nil, nil, err
-	}
-	return only, before, nil
+	return only, nil
 }

@@ -102,7 +102,7 @@ func (s *Server) prepareData(ctx context.Context, entry *cacheEntry) error {
 			return nil
 		}
 		s.report.Info("initialised data directory copied for the cache", time.Since(began))
-		s.storeAsync(*entry, snap, version, false)
+		s.storeAsync(&s.stores, *entry, snap, version, false)
 	}
 	return nil
 }

@@ -31,6 +31,8 @@ type config struct {
 	pickPort  func() (int, error) // freePort; tests replace it to force a taken port
 	detach    bool
 	seed      *seed // WithSeed; nil = none
+	// seedColdStart is WithSeedCachedOnColdStart: a cold start keeps the seeded entry too.
+	seedColdStart bool
 }
 
 func newConfig(opts []Option) (*config, error) {

@@ -79,6 +79,10 @@ type Server struct {
 
 	// stores are cache entries being written in the background; Start waits for them.
 	stores sync.WaitGroup
+	// lateStores are those Start does not wait for (the seeded entry of a cold start with
+	// WithSeedCachedOnColdStart); Stop waits for them before it removes Dir, which holds their
+	// source.
+	lateStores sync.WaitGroup
 
 	proc   *os.Process
 	exited chan struct{} // closed once the postmaster has exited and been reaped
@@ -179,7 +183,7 @@ func Start(ctx context.Context, opts ...Option) (_ *Server, err error) {
 		return nil, err
 	}
 	if cfg.seed != nil && !s.seeded {
-		if !s.cacheHit {
+		if !s.cacheHit && !cfg.seedColdStart {
 			// A cold start (initdb) stays as fast as it can be: keeping the seeded entry costs a
 			// stop, a copy and a restart. The next start, from the base entry, keeps it.
 			seeded = nil

@@ -11,7 +11,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -67,7 +66,7 @@ func (s *Server) startPostmaster(ctx context.Context, cfg *config, port int) (*p
 		cmd.WaitDelay = 2 * time.Second
 		// If this process dies without Stop (a test binary's timeout panic, SIGKILL), the kernel
 		// asks the postmaster for an immediate shutdown, which ends its children too.
-		cmd.SysProcAttr.Pdeathsig = syscall.SIGQUIT
+		dieWithParent(cmd.SysProcAttr)
 		if err := startPinned(cmd, exited); err != nil {
 			return nil, fmt.Errorf("pgnative: start %s: %w", s.bins.postgres, err)
 		}
@@ -263,6 +262,7 @@ func (s *Server) Stop(ctx context.Context) error {
 		cancel()
 		errs = append(errs, s.kill())
 	}
+	s.lateStores.Wait()
 	errs = append(errs, removeAll(s.dir))
 	s.stopErr = errors.Join(errs...)
 	s.report.Info("server stopped", time.Since(began), "dir", s.dir, "err", s.stopErr)
@@ -272,6 +272,7 @@ func (s *Server) Stop(ctx context.Context) error {
 // abort undoes a failed Start.
 func (s *Server) abort() error {
 	s.stores.Wait()
+	s.lateStores.Wait()
 	s.stopMu.Lock()
 	defer s.stopMu.Unlock()
 	s.stopped = true

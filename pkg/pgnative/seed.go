@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -46,6 +47,20 @@ func WithSeed(key string, apply func(ctx context.Context, dsn string) error) Opt
 			return errors.New("WithSeed: nil apply function")
 		}
 		c.seed = &seed{key: key, apply: apply}
+		return nil
+	}
+}
+
+// WithSeedCachedOnColdStart makes a Start that runs initdb (nothing cached yet) keep WithSeed's
+// state in the cache too, so that the next Start with the same key copies it. By default such a
+// cold start stays as fast as it can be and keeps only the initialised entry: keeping the seeded
+// one costs a clean stop, a copy and a restart, and the second Start keeps it instead. For a
+// caller that starts the same seeded state again and again (ps-migrate lint), the second run is
+// then a cached one. The entry is written to the cache while the server runs, and Stop waits
+// for it (with WithDetach, Start does). Without WithSeed it changes nothing.
+func WithSeedCachedOnColdStart() Option {
+	return func(c *config) error {
+		c.seedColdStart = true
 		return nil
 	}
 }
@@ -114,7 +129,14 @@ func (s *Server) seedAndStore(ctx context.Context, cfg *config, entry *cacheEntr
 	}
 	snapped := time.Now()
 	if snap != "" {
-		s.storeAsync(*entry, snap, s.version, true)
+		// A cold start asked to keep the seeded entry writes it while the server is used
+		// (Stop waits for it), so that keeping it costs that start little; a detached server
+		// outlives this process, so its Start waits.
+		wg := &s.stores
+		if cfg.seedColdStart && !s.cacheHit && !cfg.detach {
+			wg = &s.lateStores
+		}
+		s.storeAsync(wg, *entry, snap, s.version, true)
 	}
 	conn, err = s.relaunch(ctx, cfg)
 	if err != nil {
@@ -176,10 +198,11 @@ func (s *Server) snapshot(confSize int64) (string, error) {
 }
 
 // storeAsync writes the cache entry from src, a copy in the private directory that nothing
-// else touches, in the background; Start waits for it before returning, so the slow part of a
-// store (creating ~1000 files on a disk) overlaps the server's start. src's parent is removed.
-func (s *Server) storeAsync(entry cacheEntry, src, version string, seeded bool) {
-	s.stores.Go(func() {
+// else touches, in the background, as one of wg (Start waits for s.stores before returning, so
+// the slow part of a store, creating ~1000 files on a disk, overlaps the server's start; Stop
+// for s.lateStores). src's parent is removed.
+func (s *Server) storeAsync(wg *sync.WaitGroup, entry cacheEntry, src, version string, seeded bool) {
+	wg.Go(func() {
 		defer os.RemoveAll(filepath.Dir(src))
 		began := time.Now()
 		if err := entry.store(src, version); err != nil {

@@ -121,3 +121,39 @@ func TestSeedFailureCleansUp(t *testing.T) {
 		t.Errorf("cache holds %d entries, want only the base one", len(entries))
 	}
 }
+
+// TestSeedCachedOnColdStart: with WithSeedCachedOnColdStart the very first Start (initdb) keeps
+// the seeded state, so the second Start with the same key copies it and does not seed.
+func TestSeedCachedOnColdStart(t *testing.T) {
+	requireBinaries(t)
+	cache := t.TempDir()
+	var calls atomic.Int32
+	seed := pgnative.WithSeed("cold", func(ctx context.Context, dsn string) error {
+		calls.Add(1)
+		conn, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			return err
+		}
+		defer conn.Close(ctx)
+		_, err = conn.Exec(ctx, "CREATE TABLE cold (id int); INSERT INTO cold VALUES (7)")
+		return err
+	})
+	for i, want := range []struct{ cached, seeded bool }{{false, false}, {true, true}} {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		srv, err := pgnative.Start(ctx, pgnative.WithCacheDir(cache), seed, pgnative.WithSeedCachedOnColdStart())
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if srv.Cached() != want.cached || srv.Seeded() != want.seeded {
+			t.Errorf("start %d: Cached() = %v, Seeded() = %v; want %v, %v", i+1, srv.Cached(), srv.Seeded(), want.cached, want.seeded)
+		}
+		if got := queryString(t, connect(t, srv.URL()), "SELECT id::text FROM cold"); got != "7" {
+			t.Errorf("start %d: seeded row = %q, want 7", i+1, got)
+		}
+		_ = srv.Stop(context.Background())
+	}
+	if got := calls.Load(); got != 1 {
+		t.Errorf("seed called %d times, want 1", got)
+	}
+}

@@ -42,14 +42,7 @@ func (r *reader) skipTable(qualified string) bool {
 // tables own. A name "a.b.c" may be schema "a" and relation "b.c" or schema "a.b" and relation
 // "c": both are looked up, and the readers check the exact name.
 func (r *reader) resolveOnly(ctx context.Context) error {
-	var nsps, rels []string
-	for name := range r.only {
-		for i := 0; i < len(name); i++ {
-			if name[i] == '.' {
-				nsps, rels = append(nsps, name[:i]), append(rels, name[i+1:])
-			}
-		}
-	}
+	nsps, rels := splitNames(r.only)
 	rows, err := r.tx.Query(ctx, `WITH named AS (
 			SELECT c.oid, c.relkind FROM unnest($1::text[], $2::text[]) AS o(nsp, rel)
 			JOIN pg_namespace n ON n.nspname = o.nsp JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = o.rel
@@ -405,4 +398,145 @@ func (r *reader) types(ctx context.Context, s *Schema) error {
 		}
 	}
 	return nil
+}
+
+// fingerprintSQL reads what the readers above read, in one query, as one text: every object a
+// snapshot holds becomes one JSON array (tagged with its kind, named by name, never by OID,
+// so that a dropped and recreated object reads the same), and the rows are sorted and joined.
+// JSON escapes every string, so the text is an injective encoding of the rows: two states
+// with equal texts give equal snapshots. Each part mirrors one reader's filters and columns
+// (tables, sequences: Only and ExcludeTables as skipTable and sequences apply them; columns
+// and composite attributes in attnum order and enum labels in sort order, as a snapshot keeps
+// them; the other lists sorted, as normalize sorts them). Views and functions are found by OID
+// from 16384 (FirstNormalObjectId: initdb creates what is below, in pg_catalog and
+// information_schema only, and a server in normal operation never hands out a lower one), and
+// views by their ON SELECT rule, which every view and materialized view has: index scans that
+// skip the thousands of built-in ones. Parameters: $1 the excluded schemas,
+// $2 the excluded tables ("schema.name"), $3 and $4 the (schema, relation) pairs resolveOnly
+// looks up, $5 Only's names ("schema.name"). {{only tables}} and {{only sequences}} are
+// replaced by the restrictions of tables and sequences to Only, or by nothing.
+const fingerprintSQL = `WITH named AS (
+	SELECT c.oid, c.relkind FROM unnest($3::text[], $4::text[]) AS o(nsp, rel)
+	JOIN pg_namespace n ON n.nspname = o.nsp JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = o.rel
+	WHERE c.relkind IN ('r', 'p', 'f', 'S')
+), only_oids(oid) AS (
+	SELECT oid FROM named
+	UNION SELECT d.objid FROM named JOIN pg_depend d ON d.refclassid = 'pg_class'::regclass AND d.refobjid = named.oid
+		AND d.classid = 'pg_class'::regclass AND d.deptype = 'a'
+	WHERE named.relkind <> 'S'
+), fp(x) AS (
+	SELECT json_build_array('schema', n.nspname)::text FROM pg_namespace n WHERE ` + nsFilter + `
+	UNION ALL
+	SELECT json_build_array('extension', e.extname, n.nspname, e.extversion)::text
+	FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+	UNION ALL
+	SELECT json_build_array('table', n.nspname, c.relname, c.relkind::text,
+		(SELECT string_agg(json_build_array(a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+				coalesce(pg_get_expr(d.adbin, d.adrelid), ''), a.attidentity::text, a.attgenerated::text,
+				CASE WHEN a.attcollation <> t.typcollation AND a.attcollation <> 0
+					THEN coalesce((SELECT quote_ident(co.collname) FROM pg_collation co WHERE co.oid = a.attcollation), '')
+					ELSE '' END)::text, ',' ORDER BY a.attnum)
+			FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+			LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+			WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
+		(SELECT string_agg(y, ',' ORDER BY y COLLATE "C") FROM (SELECT json_build_array(ic.relname,
+				pg_get_indexdef(i.indexrelid), i.indisprimary, i.indisunique)::text AS y
+			FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = c.oid) s),
+		(SELECT string_agg(y, ',' ORDER BY y COLLATE "C") FROM (SELECT json_build_array(k.conname, k.contype::text,
+				pg_get_constraintdef(k.oid, true))::text AS y FROM pg_constraint k WHERE k.conrelid = c.oid) s),
+		(SELECT string_agg(y, ',' ORDER BY y COLLATE "C") FROM (SELECT json_build_array(g.tgname,
+				pg_get_triggerdef(g.oid, true))::text AS y FROM pg_trigger g WHERE g.tgrelid = c.oid AND NOT g.tgisinternal) s)
+	)::text
+	FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+	WHERE c.relkind IN ('r', 'p', 'f') AND ` + nsFilter + ` AND ` + `NOT EXISTS (SELECT 1 FROM pg_depend d
+		WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+		AND NOT (n.nspname || '.' || c.relname = ANY($2::text[])){{only tables}}
+	UNION ALL
+	SELECT json_build_array('view', n.nspname, c.relname, c.relkind = 'm', pg_get_viewdef(c.oid, true),
+		(SELECT string_agg(y, ',' ORDER BY y COLLATE "C") FROM (SELECT json_build_array(ic.relname,
+				pg_get_indexdef(i.indexrelid), i.indisprimary, i.indisunique)::text AS y
+			FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = c.oid) s)
+	)::text
+	FROM pg_rewrite rw JOIN pg_class c ON c.oid = rw.ev_class JOIN pg_namespace n ON n.oid = c.relnamespace
+	WHERE rw.ev_class >= 16384 AND rw.rulename = '_RETURN'
+		AND c.relkind IN ('v', 'm') AND ` + nsFilter + ` AND NOT EXISTS (SELECT 1 FROM pg_depend d
+		WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+		AND NOT (n.nspname || '.' || c.relname = ANY($2::text[]))
+	UNION ALL
+	SELECT json_build_array('sequence', n.nspname, c.relname, format_type(sq.seqtypid, NULL),
+		sq.seqstart, sq.seqincrement, sq.seqmin, sq.seqmax, sq.seqcache, sq.seqcycle,
+		coalesce(tn.nspname || '.' || t.relname || '.' || ta.attname, ''))::text
+	FROM pg_sequence sq
+	JOIN pg_class c ON c.oid = sq.seqrelid
+	JOIN pg_namespace n ON n.oid = c.relnamespace
+	LEFT JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid
+		AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'a'
+	LEFT JOIN pg_class t ON t.oid = d.refobjid
+	LEFT JOIN pg_namespace tn ON tn.oid = t.relnamespace
+	LEFT JOIN pg_attribute ta ON ta.attrelid = d.refobjid AND ta.attnum = d.refobjsubid
+	WHERE ` + nsFilter + ` AND NOT EXISTS (SELECT 1 FROM pg_depend de
+			WHERE de.classid = 'pg_class'::regclass AND de.objid = c.oid AND de.deptype = 'e')
+		AND NOT EXISTS (SELECT 1 FROM pg_depend di WHERE di.classid = 'pg_class'::regclass
+			AND di.objid = c.oid AND di.deptype = 'i')
+		AND NOT (n.nspname || '.' || c.relname = ANY($2::text[]))
+		AND NOT coalesce(tn.nspname || '.' || t.relname = ANY($2::text[]), false){{only sequences}}
+	UNION ALL
+	SELECT json_build_array('function', n.nspname, p.proname, p.prokind::text,
+		pg_get_function_identity_arguments(p.oid), coalesce(pg_get_function_result(p.oid), ''),
+		CASE WHEN p.prokind <> 'a' THEN pg_get_functiondef(p.oid) ELSE '' END)::text
+	FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+	WHERE p.oid >= 16384 AND ` + nsFilter + ` AND NOT EXISTS (SELECT 1 FROM pg_depend d
+		WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
+	UNION ALL
+	SELECT json_build_array('type', n.nspname, t.typname, t.typtype::text,
+		CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) ELSE '' END,
+		t.typnotnull, coalesce(pg_get_expr(t.typdefaultbin, 0), t.typdefault, ''),
+		(SELECT json_agg(e.enumlabel ORDER BY e.enumsortorder)::text FROM pg_enum e WHERE e.enumtypid = t.oid),
+		(SELECT string_agg(y, ',' ORDER BY y COLLATE "C") FROM (SELECT json_build_array(k.conname, k.contype::text,
+				pg_get_constraintdef(k.oid, true))::text AS y FROM pg_constraint k WHERE k.contypid = t.oid) s),
+		CASE WHEN t.typtype = 'c' THEN (SELECT string_agg(json_build_array(a.attname, format_type(a.atttypid, a.atttypmod),
+				a.attnotnull, coalesce(pg_get_expr(d.adbin, d.adrelid), ''), a.attidentity::text, a.attgenerated::text,
+				CASE WHEN a.attcollation <> at.typcollation AND a.attcollation <> 0
+					THEN coalesce((SELECT quote_ident(co.collname) FROM pg_collation co WHERE co.oid = a.attcollation), '')
+					ELSE '' END)::text, ',' ORDER BY a.attnum)
+			FROM pg_attribute a JOIN pg_type at ON at.oid = a.atttypid
+			LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+			WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped) END
+	)::text
+	FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+	WHERE (t.typtype IN ('e', 'd')
+		OR (t.typtype = 'c' AND (SELECT c.relkind FROM pg_class c WHERE c.oid = t.typrelid) = 'c'))
+		AND ` + nsFilter + ` AND NOT EXISTS (SELECT 1 FROM pg_depend d
+			WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid AND d.deptype = 'e')
+)
+SELECT coalesce(string_agg(x, E'\n' ORDER BY x COLLATE "C"), '') FROM fp`
+
+// The restrictions of fingerprintSQL when Options.Only is set: the tables resolveOnly finds,
+// and the sequences among them or owned by them that the sequences reader keeps.
+const (
+	fingerprintOnlyTables    = "\n\t\tAND c.oid = ANY((SELECT array_agg(oid) FROM only_oids)::oid[])"
+	fingerprintOnlySequences = "\n\t\tAND sq.seqrelid = ANY((SELECT array_agg(oid) FROM only_oids)::oid[])" +
+		"\n\t\tAND (n.nspname || '.' || c.relname = ANY($5::text[]) OR tn.nspname || '.' || t.relname = ANY($5::text[]))"
+)
+
+// splitNames is every (schema, relation) reading of the qualified names: "a.b.c" is schema
+// "a" and relation "b.c", or schema "a.b" and relation "c".
+func splitNames(names map[string]bool) (nsps, rels []string) {
+	nsps, rels = []string{}, []string{}
+	for name := range names {
+		for i := 0; i < len(name); i++ {
+			if name[i] == '.' {
+				nsps, rels = append(nsps, name[:i]), append(rels, name[i+1:])
+			}
+		}
+	}
+	return nsps, rels
+}
+
+func keys(set map[string]bool) []string {
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	return out
 }

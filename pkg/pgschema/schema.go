@@ -227,6 +227,45 @@ func Snapshot(ctx context.Context, conn *pgx.Conn, opts Options) (*Schema, error
 	return s, nil
 }
 
+// Fingerprint reads, in one query, what Snapshot with the same opts reads, as one text in
+// which every object is written out by name (never by OID). Two states with equal
+// fingerprints have equal snapshots, so Diff finds nothing between them; two with different
+// fingerprints almost always have different snapshots (a table whose primary key index is
+// another one of the same definition, say, differs only here). It is for comparing states of
+// one database again and again where a snapshot would read the catalog a dozen times (pkg/lint's
+// rollback check), taking Snapshot only to say what differs. It reads in conn's transaction, if
+// one is open, and is one statement (one consistent view) otherwise.
+func Fingerprint(ctx context.Context, conn *pgx.Conn, opts Options) (string, error) {
+	sql, args := FingerprintQuery(opts)
+	var fp string
+	if err := conn.QueryRow(ctx, sql, args...).Scan(&fp); err != nil {
+		return "", fmt.Errorf("fingerprint: %w", err)
+	}
+	return fp, nil
+}
+
+// FingerprintQuery is the query Fingerprint runs and its arguments, for a caller that sends it
+// with other statements (a pgx.Batch); it returns one row of one text column.
+func FingerprintQuery(opts Options) (string, []any) {
+	exclude := opts.Exclude
+	if exclude == nil {
+		exclude = []string{}
+	}
+	only := map[string]bool{}
+	tables, sequences := "", ""
+	if opts.Only != nil {
+		only = qualified(opts.Only.Relations)
+		tables, sequences = fingerprintOnlyTables, fingerprintOnlySequences
+	}
+	nsps, rels := splitNames(only)
+	sql := strings.NewReplacer("{{only tables}}", tables, "{{only sequences}}", sequences).Replace(fingerprintSQL)
+	args := []any{exclude, keys(qualified(opts.ExcludeTables)), nsps, rels}
+	if opts.Only != nil {
+		args = append(args, keys(only)) // $5 appears only in the restriction
+	}
+	return sql, args
+}
+
 // qualified is the set of names, "schema.table", a bare name being "public.name".
 func qualified(names []string) map[string]bool {
 	set := map[string]bool{}
