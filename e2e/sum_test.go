@@ -40,16 +40,6 @@ func sumExec(t *testing.T, ctx context.Context, dir, name string, args ...string
 	return sumRun{cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()}
 }
 
-// sumGit runs git in dir and fails the test unless it exits 0.
-func sumGit(t *testing.T, ctx context.Context, dir string, args ...string) string {
-	t.Helper()
-	r := sumExec(t, ctx, dir, "git", args...)
-	if r.code != 0 {
-		t.Fatalf("git %s: exit %d\n%s%s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
-	}
-	return r.stdout
-}
-
 // sumMigrate runs ps-migrate in the project dir against dbURL and fails the test unless it
 // exits with code.
 func sumMigrate(t *testing.T, ctx context.Context, dir, dbURL string, code int, args ...string) sumRun {
@@ -78,10 +68,10 @@ func TestSumFileMergeConflict(t *testing.T) {
 	dbURL := testenv.Database(t)
 	repo := t.TempDir()
 	mig := filepath.Join(repo, "migrations")
-	sumGit(t, ctx, repo, "init", "-q", "-b", "main")
-	sumGit(t, ctx, repo, "config", "user.name", "Sum Test")
-	sumGit(t, ctx, repo, "config", "user.email", "sum@example.com")
-	sumGit(t, ctx, repo, "config", "commit.gpgsign", "false")
+	gitIn(t, repo, "init", "-q", "-b", "main")
+	gitIn(t, repo, "config", "user.name", "Sum Test")
+	gitIn(t, repo, "config", "user.email", "sum@example.com")
+	gitIn(t, repo, "config", "commit.gpgsign", "false")
 
 	if err := os.Mkdir(mig, 0o755); err != nil {
 		t.Fatal(err)
@@ -89,12 +79,12 @@ func TestSumFileMergeConflict(t *testing.T) {
 	sumWrite(t, filepath.Join(mig, "0001_t.sql"), "CREATE TABLE t_0001 (id int);\n")
 	sumWrite(t, filepath.Join(mig, "0001_t.rollback.sql"), "DROP TABLE t_0001;\n")
 	sumMigrate(t, ctx, repo, dbURL, 0, "hash")
-	sumGit(t, ctx, repo, "add", "migrations")
-	sumGit(t, ctx, repo, "commit", "-q", "-m", "0001")
+	gitIn(t, repo, "add", "migrations")
+	gitIn(t, repo, "commit", "-q", "-m", "0001")
 
 	// Each branch adds its migration as a developer does: new, write the SQL, hash.
 	branch := func(name, table string) {
-		sumGit(t, ctx, repo, "checkout", "-q", "-b", name, "main")
+		gitIn(t, repo, "checkout", "-q", "-b", name, "main")
 		r := sumMigrate(t, ctx, repo, dbURL, 0, "new", "add_"+name)
 		want := fmt.Sprintf("migrations/0002_add_%s.sql\nmigrations/0002_add_%s.rollback.sql\nmigrations/poststack.sum\n", name, name)
 		if r.stdout != want {
@@ -104,14 +94,14 @@ func TestSumFileMergeConflict(t *testing.T) {
 		sumWrite(t, filepath.Join(mig, "0002_add_"+name+".rollback.sql"), "DROP TABLE "+table+";\n")
 		sumMigrate(t, ctx, repo, dbURL, 3, "up", "--dry-run") // edited since new wrote the sum
 		sumMigrate(t, ctx, repo, dbURL, 0, "hash")
-		sumGit(t, ctx, repo, "add", "migrations")
-		sumGit(t, ctx, repo, "commit", "-q", "-m", "add "+name)
+		gitIn(t, repo, "add", "migrations")
+		gitIn(t, repo, "commit", "-q", "-m", "add "+name)
 	}
 	branch("a", "t_0002")
 	branch("b", "t_0003")
 
-	sumGit(t, ctx, repo, "checkout", "-q", "main")
-	sumGit(t, ctx, repo, "merge", "-q", "--no-edit", "a")
+	gitIn(t, repo, "checkout", "-q", "main")
+	gitIn(t, repo, "merge", "-q", "--no-edit", "a")
 	merge := sumExec(t, ctx, repo, "git", "merge", "--no-edit", "b")
 	if merge.code != 1 {
 		t.Fatalf("git merge b: exit %d, want 1 (a conflict)\n%s%s", merge.code, merge.stdout, merge.stderr)
@@ -119,7 +109,7 @@ func TestSumFileMergeConflict(t *testing.T) {
 	if !strings.Contains(merge.stdout, "CONFLICT (content): Merge conflict in migrations/poststack.sum") {
 		t.Errorf("git merge b does not report the conflict in the sum file:\n%s", merge.stdout)
 	}
-	if unmerged := sumGit(t, ctx, repo, "diff", "--name-only", "--diff-filter=U"); unmerged != "migrations/poststack.sum\n" {
+	if unmerged := gitIn(t, repo, "diff", "--name-only", "--diff-filter=U"); unmerged != "migrations/poststack.sum\n" {
 		t.Fatalf("unmerged files: %q, want only migrations/poststack.sum", unmerged)
 	}
 	conflicted, err := os.ReadFile(filepath.Join(mig, "poststack.sum"))
@@ -137,7 +127,7 @@ func TestSumFileMergeConflict(t *testing.T) {
 	}
 	// The second side's migration gets its own version; the sum file still holds the conflict.
 	for _, f := range []string{"0002_add_b.sql", "0002_add_b.rollback.sql"} {
-		sumGit(t, ctx, repo, "mv", "migrations/"+f, "migrations/0003"+strings.TrimPrefix(f, "0002"))
+		gitIn(t, repo, "mv", "migrations/"+f, "migrations/0003"+strings.TrimPrefix(f, "0002"))
 	}
 	r = sumMigrate(t, ctx, repo, dbURL, 3, "up")
 	if want := "ps-migrate: migrations/poststack.sum:1: git conflict marker <<<<<<<: two branches changed the migrations; keep the files of both (each migration with its own version), then run `ps-migrate hash`\n"; r.stderr != want {
@@ -151,9 +141,9 @@ func TestSumFileMergeConflict(t *testing.T) {
 	if r := sumMigrate(t, ctx, repo, dbURL, 0, "hash"); r.stdout != "migrations/poststack.sum: 3 migrations, 6 files\n" {
 		t.Errorf("hash: %q", r.stdout)
 	}
-	sumGit(t, ctx, repo, "add", "migrations")
-	sumGit(t, ctx, repo, "commit", "-q", "--no-edit")
-	if status := sumGit(t, ctx, repo, "status", "--porcelain"); status != "" {
+	gitIn(t, repo, "add", "migrations")
+	gitIn(t, repo, "commit", "-q", "--no-edit")
+	if status := gitIn(t, repo, "status", "--porcelain"); status != "" {
 		t.Errorf("git status after the merge: %q", status)
 	}
 	r = sumMigrate(t, ctx, repo, dbURL, 0, "up")

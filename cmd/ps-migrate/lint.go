@@ -198,13 +198,9 @@ func (t *tool) review(ctx context.Context, f *lintFlags, base, changes []*migrat
 	}
 	opts := lint.Options{LockTimeout: f.statementLockTimeout, Migrate: migOpts, Progress: t.app.Report}
 	if f.scratchURL != "" {
-		cfg, err := t.connConfig("scratch URL", f.scratchURL)
+		conn, err := t.connectScratch(ctx, f.scratchURL)
 		if err != nil {
 			return nil, err
-		}
-		conn, err := pgx.ConnectConfig(ctx, cfg)
-		if err != nil {
-			return nil, fmt.Errorf("connect to the scratch database %s: %w", describe(cfg), err)
 		}
 		defer conn.Close(context.WithoutCancel(ctx))
 		return lint.Review(ctx, conn, base, changes, opts)

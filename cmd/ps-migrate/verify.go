@@ -117,13 +117,9 @@ func (t *tool) verifyRollback(ctx context.Context, l *ledgerFlags, scratchURL st
 			return err
 		}
 	}
-	cfg, err := t.connConfig("scratch URL", scratchURL)
+	scratch, err := t.connectScratch(ctx, scratchURL)
 	if err != nil {
 		return err
-	}
-	scratch, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return fmt.Errorf("connect to the scratch database %s: %w", describe(cfg), err)
 	}
 	defer scratch.Close(context.WithoutCancel(ctx))
 	problems, err := migrate.VerifyRollback(ctx, scratch, migs, t.options(l)...)
@@ -178,6 +174,19 @@ func (r rollbackReport) RenderJSON(w io.Writer) error {
 		Checked  int                   `json:"checked"`
 		Problems []rollbackProblemJSON `json:"problems"`
 	}{r.Checked, rows})
+}
+
+// connectScratch connects to the scratch database u (--scratch-url of verify and lint).
+func (t *tool) connectScratch(ctx context.Context, u string) (*pgx.Conn, error) {
+	cfg, err := t.connConfig("scratch URL", u)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to the scratch database %s: %w", describe(cfg), err)
+	}
+	return conn, nil
 }
 
 // replaceDatabase returns the URL u with its database (the path) set to

@@ -172,7 +172,7 @@ func Review(ctx context.Context, scratch *pgx.Conn, base, changes []*migrate.Mig
 		stepStart := time.Now()
 		// The rollback check: in one transaction that is rolled back, when it can be made
 		// there (see restores); else committed after the change, with the schema before it, of
-		// the tables it and its rollback touch when a trial can tell them (see touched), else
+		// the tables it and its rollback touch when a trial can tell them (see trial), else
 		// the whole schema.
 		check := p.mig.Down != nil
 		var before *pgschema.Schema
@@ -184,9 +184,10 @@ func Review(ctx context.Context, scratch *pgx.Conn, base, changes []*migrate.Mig
 			}
 			check = !restored
 			if check && trialOnly != nil {
-				// Found otherwise than committed steps would: again, committed, to be sure
-				// and to say what differs.
-				if only, before, err = r.touched(ctx, p); err != nil {
+				// The committed steps check again, to be sure and to say what differs, on
+				// the relations the trial found; the trial left the state before p.
+				only = trialOnly
+				if before, err = r.snapshotOnly(ctx, only); err != nil {
 					return nil, err
 				}
 			}
@@ -647,7 +648,7 @@ func excerpt(sql string) string {
 
 // checkRollback rolls the change back and applies it again (migrate's CheckRollback), and
 // returns the whole schema afterwards (nil when unknown). before is the schema before the
-// change, restricted to only when that is not nil (see touched), and so are the others it
+// change, restricted to only when that is not nil (see trial), and so are the others it
 // compares.
 func (r *reviewer) checkRollback(ctx context.Context, p changePlan, before *pgschema.Schema, only *pgschema.Only, rep *Report) (*pgschema.Schema, error) {
 	applied, err := r.snapshotOnly(ctx, only)

@@ -465,7 +465,12 @@ CREATE TABLE audit (id int, what text);
 		text, _ := changes[0].Up.Text()
 		r := &reviewer{conn: conn, m: m, ledgerSchema: m.LedgerSchema()}
 		p := changePlan{mig: changes[0], text: text, stmts: sqlscan.Split(text), downStmts: sqlscan.Split(down)}
-		only, before, err := r.touched(ctx, p)
+		only, err := r.trial(ctx, p)
+		r.rollback(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before, err := r.snapshotOnly(ctx, only)
 		if err != nil {
 			t.Fatal(err)
 		}

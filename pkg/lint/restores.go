@@ -13,7 +13,7 @@ import (
 
 // The rollback check of a change whose file and rollback both run in a transaction is first
 // made inside one transaction that is rolled back, before the change is applied: after the
-// trial that finds what to compare (see touched), back in the state before the change, the
+// trial that finds what to compare (see trial), back in the state before the change, the
 // change, its rollback and the change again run there, and the state is compared after each,
 // as CheckRollback compares it after each committed step: the rollback must give the state
 // before, the change applied again the state after the first time. A state is one query,

@@ -108,23 +108,6 @@ func (t *touchedSet) read(ctx context.Context, r *reviewer, newAbove uint32) err
 	return nil
 }
 
-// touched finds the relations a snapshot must read to check p's rollback (see the top of this
-// file), by a trial (see trial), and reads the snapshot before p, restricted to those
-// relations, which it returns with them. The transaction is rolled back. It returns nil for
-// both, for the full comparison, when trial does.
-func (r *reviewer) touched(ctx context.Context, p changePlan) (*pgschema.Only, *pgschema.Schema, error) {
-	only, err := r.trial(ctx, p)
-	defer r.rollback(ctx)
-	if only == nil || err != nil {
-		return nil, nil, err
-	}
-	before, err := r.snapshotOnly(ctx, only)
-	if err != nil {
-		return nil, nil, err
-	}
-	return only, before, nil
-}
-
 // trial opens a transaction and, under a savepoint, runs p and its rollback, reading what they
 // touched after each with touchedQuery; back at the savepoint (the state before p) it maps
 // what they locked to what it was, and returns the relations to compare, leaving the

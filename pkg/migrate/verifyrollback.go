@@ -82,29 +82,17 @@ func VerifyRollback(ctx context.Context, scratch *pgx.Conn, migrations []*Migrat
 		if err != nil {
 			return problems, err
 		}
-		res, err = m.Down(ctx, Steps(1))
-		if err := only(mig, "rolling back", res, err); err != nil {
-			return problems, err
-		}
-		rolledBack, err := snap()
+		again, problem, err := m.CheckRollback(ctx, mig, before, applied, nil)
 		if err != nil {
 			return problems, err
 		}
-		if d := pgschema.Diff(before, rolledBack); len(d) > 0 {
-			// What the rollback left behind would break the next
-			// application: the check cannot go on from here.
-			return append(problems, RollbackProblem{mig.Version, mig.Name, "rollback", d}), nil
-		}
-		res, err = m.Up(ctx, mig.Version)
-		if err := only(mig, "applying again", res, err); err != nil {
-			return problems, err
-		}
-		again, err := snap()
-		if err != nil {
-			return problems, err
-		}
-		if d := pgschema.Diff(applied, again); len(d) > 0 {
-			problems = append(problems, RollbackProblem{mig.Version, mig.Name, "reapply", d})
+		if problem != nil {
+			problems = append(problems, *problem)
+			if problem.Stage == "rollback" {
+				// What the rollback left behind would break the next
+				// application: the check cannot go on from here.
+				return problems, nil
+			}
 		}
 		before = again
 	}
