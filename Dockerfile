@@ -18,11 +18,12 @@ ARG GO_IMAGE=golang:1.26-bookworm
 ARG BASE_IMAGE=debian:bookworm-slim
 
 FROM ${GO_IMAGE} AS build
-# Names the build stage's layers, which the engines keep as untagged images: image prune
-# --filter label=io.poststack.stage=build removes them.
-LABEL io.poststack.stage=build
 # Stamped into --version; without it the binaries report "dev" (the context has no .git).
 ARG VERSION=
+# Names the build stage's layers, which the engines keep as untagged images: image prune
+# --filter label=io.poststack.stage=build removes them; label=io.poststack.build=VERSION finds
+# those of one build.
+LABEL io.poststack.stage=build io.poststack.build=${VERSION}
 ARG GOPROXY=https://proxy.golang.org,direct
 ENV CGO_ENABLED=0 \
     GOTOOLCHAIN=local \
