@@ -175,7 +175,7 @@ func (t *tool) lint(ctx context.Context, f *lintFlags) error {
 	}
 	r := lintReport{Base: info, Report: report, Problems: problems}
 	if f.summary {
-		if _, err := io.WriteString(t.app.Env.Stdout, r.markdown()); err != nil {
+		if _, err := io.WriteString(t.app.Env.Stdout, r.markdown(t.app.Actions.WorkspacePath)); err != nil {
 			return err
 		}
 	} else if err := t.app.Render(r); err != nil {
@@ -255,7 +255,7 @@ func (t *tool) annotate(r lintReport) {
 			t.app.Actions.Warning(msg, fd.File, fd.Line, fd.Col)
 		}
 	}
-	if err := t.app.Actions.AddStepSummary(t.app.Secrets.Mask(r.markdown())); err != nil {
+	if err := t.app.Actions.AddStepSummary(t.app.Secrets.Mask(r.markdown(t.app.Actions.WorkspacePath))); err != nil {
 		t.app.Logger.Warn("step summary", "err", err)
 	}
 }
@@ -366,8 +366,9 @@ func nonNil[T any](s []T) []T {
 }
 
 // markdown is the report as GitHub renders it: a headline, the findings table, the schema
-// change grouped into added, changed and dropped objects.
-func (r lintReport) markdown() string {
+// change grouped into added, changed and dropped objects. where names a finding's file (the
+// step summary names them from the workspace's root, as the annotations do).
+func (r lintReport) markdown(where func(string) string) string {
 	var b strings.Builder
 	fs := r.findings()
 	errs := r.errors()
@@ -380,14 +381,14 @@ func (r lintReport) markdown() string {
 	if len(fs) > 0 {
 		b.WriteString("| level | rule | where | finding |\n|---|---|---|---|\n")
 		for _, f := range fs {
-			fmt.Fprintf(&b, "| %s | `%s` | `%s:%d` | %s |\n", f.Level, f.Rule, filepath.ToSlash(f.File), f.Line, cell(f.Message))
+			fmt.Fprintf(&b, "| %s | `%s` | `%s:%d` | %s |\n", f.Level, f.Rule, filepath.ToSlash(where(f.File)), f.Line, cell(f.Message))
 		}
 		b.WriteString("\n")
 	}
 	if len(r.Report.Ignored) > 0 {
 		b.WriteString("<details><summary>Ignored</summary>\n\n| rule | where | reason |\n|---|---|---|\n")
 		for _, f := range r.Report.Ignored {
-			fmt.Fprintf(&b, "| `%s` | `%s:%d` | %s |\n", f.Rule, filepath.ToSlash(f.File), f.Line, cell(f.Reason))
+			fmt.Fprintf(&b, "| `%s` | `%s:%d` | %s |\n", f.Rule, filepath.ToSlash(where(f.File)), f.Line, cell(f.Reason))
 		}
 		b.WriteString("\n</details>\n\n")
 	}

@@ -337,7 +337,7 @@ func (a *App) checkProjectPath(sets []*flag.FlagSet, name string) error {
 // wire builds the logger, the Actions client and the progress hook.
 func (a *App) wire() (func(), error) {
 	g := &a.Globals
-	a.Actions = ghactions.New(a.Env.Stderr, a.Env.Getenv)
+	a.Actions = ghactions.New(a.Env.Stderr, a.Env.Getenv, a.Env.Dir)
 	// Any form: a URL (any scheme case) or keyword=value, well-formed or not.
 	for _, pw := range secret.DSNPasswords(g.DatabaseURL) {
 		a.AddSecret(pw)

@@ -36,7 +36,7 @@ func boardEvents(t *testing.T) []progress.Event {
 func boardApp(env ...string) (*App, *bytes.Buffer, *bytes.Buffer) {
 	var stderr, logged bytes.Buffer
 	app := New("ps-test", Env{Environ: env, Stderr: &stderr})
-	app.Actions = ghactions.New(&stderr, app.Env.Getenv)
+	app.Actions = ghactions.New(&stderr, app.Env.Getenv, app.Env.Dir)
 	app.Logger = slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	app.AddSecret("s3cret")
 	return app, &stderr, &logged

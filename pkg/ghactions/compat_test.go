@@ -24,7 +24,7 @@ func TestMatchesLibrary(t *testing.T) {
 		for _, file := range files {
 			for _, pos := range [][2]int{{0, 0}, {12, 0}, {3, 7}} {
 				var ours, theirs bytes.Buffer
-				a := New(&ours, env)
+				a := New(&ours, env, "")
 				lib := githubactions.New(githubactions.WithWriter(&theirs), githubactions.WithGetenv(env))
 				fields := map[string]string{}
 				if file != "" {
@@ -48,7 +48,7 @@ func TestMatchesLibrary(t *testing.T) {
 			}
 		}
 		var ours, theirs bytes.Buffer
-		a := New(&ours, env)
+		a := New(&ours, env, "")
 		lib := githubactions.New(githubactions.WithWriter(&theirs), githubactions.WithGetenv(env))
 		a.Group(msg)
 		lib.Group(msg)

@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -37,16 +38,20 @@ type Actions struct {
 	mu      sync.Mutex
 	w       io.Writer
 	getenv  func(string) string
+	dir     string
 	enabled bool
 }
 
 // New returns an Actions writing workflow commands to w (the runner reads
 // both stdout and stderr; poststack uses stderr to keep stdout for data)
-// and reading the runner's variables through getenv.
-func New(w io.Writer, getenv func(string) string) *Actions {
+// and reading the runner's variables through getenv. dir is the directory
+// relative file names are relative to (the process's working directory):
+// annotations name files relative to GITHUB_WORKSPACE, see WorkspacePath.
+func New(w io.Writer, getenv func(string) string, dir string) *Actions {
 	return &Actions{
 		w:       w,
 		getenv:  getenv,
+		dir:     dir,
 		enabled: getenv("GITHUB_ACTIONS") == "true",
 	}
 }
@@ -105,7 +110,7 @@ func (a *Actions) annotate(kind, msg, file string, line, col int) {
 	}
 	fields := map[string]string{}
 	if file != "" {
-		fields["file"] = file
+		fields["file"] = a.WorkspacePath(file)
 	}
 	if line > 0 {
 		fields["line"] = strconv.Itoa(line)
@@ -114,6 +119,45 @@ func (a *Actions) annotate(kind, msg, file string, line, col int) {
 		fields["col"] = strconv.Itoa(col)
 	}
 	a.command(kind, fields, msg)
+}
+
+// WorkspacePath names file (relative to the Actions' directory, or absolute)
+// as GitHub wants it in annotations and step summaries: relative to
+// GITHUB_WORKSPACE, with forward slashes, so that a step run in a
+// subdirectory (working-directory) points at the right file of the pull
+// request. A file outside the workspace, or any file outside Actions, is
+// returned unchanged. The directories are compared as given and with
+// symbolic links resolved (the runner's workspace path may be a link).
+func (a *Actions) WorkspacePath(file string) string {
+	ws := ""
+	if a.Enabled() {
+		ws = a.getenv("GITHUB_WORKSPACE")
+	}
+	if file == "" || ws == "" || !filepath.IsAbs(ws) || (!filepath.IsAbs(file) && !filepath.IsAbs(a.dir)) {
+		return file
+	}
+	under := func(ws, dir string) (string, bool) {
+		abs := file
+		if !filepath.IsAbs(abs) {
+			abs = filepath.Join(dir, file)
+		}
+		rel, err := filepath.Rel(ws, abs)
+		if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+			return "", false
+		}
+		return filepath.ToSlash(rel), true
+	}
+	if rel, ok := under(filepath.Clean(ws), a.dir); ok {
+		return rel
+	}
+	rws, err1 := filepath.EvalSymlinks(ws)
+	rdir, err2 := filepath.EvalSymlinks(a.dir)
+	if err1 == nil && err2 == nil {
+		if rel, ok := under(rws, rdir); ok {
+			return rel
+		}
+	}
+	return file
 }
 
 // command writes "::name k=v,k=v::message", escaped as the runner expects.

@@ -53,7 +53,7 @@ func newEnabled(t *testing.T, w *bytes.Buffer) (*Actions, map[string]string) {
 		"GITHUB_ENV":          filepath.Join(dir, "env"),
 		"GITHUB_STEP_SUMMARY": filepath.Join(dir, "summary"),
 	}
-	return New(w, func(k string) string { return env[k] }), env
+	return New(w, func(k string) string { return env[k] }, ""), env
 }
 
 func TestOutputsAndEnvRoundTrip(t *testing.T) {
@@ -111,7 +111,7 @@ func TestDelimiterIsRandom(t *testing.T) {
 func TestBadKeys(t *testing.T) {
 	var w bytes.Buffer
 	a, _ := newEnabled(t, &w)
-	disabled := New(&w, func(string) string { return "" })
+	disabled := New(&w, func(string) string { return "" }, "")
 	output := func(a *Actions) func(string) error { return func(k string) error { return a.SetOutput(k, "v") } }
 	setenv := func(k string) error { return a.SetEnv(k, "v") }
 	tests := []struct {
@@ -142,7 +142,7 @@ func TestMissingFileVariable(t *testing.T) {
 			return "true"
 		}
 		return ""
-	})
+	}, "")
 	if err := a.SetOutput("k", "v"); err == nil || !strings.Contains(err.Error(), "GITHUB_OUTPUT") {
 		t.Errorf("err = %v, want GITHUB_OUTPUT is not set", err)
 	}
@@ -194,7 +194,7 @@ func TestDisabled(t *testing.T) {
 	var w bytes.Buffer
 	dir := t.TempDir()
 	env := map[string]string{"GITHUB_OUTPUT": filepath.Join(dir, "o"), "GITHUB_ENV": filepath.Join(dir, "e")}
-	a := New(&w, func(k string) string { return env[k] })
+	a := New(&w, func(k string) string { return env[k] }, "")
 	if a.Enabled() {
 		t.Fatal("enabled without GITHUB_ACTIONS=true")
 	}
@@ -250,7 +250,7 @@ func TestWriteErrorsAreDropped(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "output")
 	env := map[string]string{"GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": out}
 	w := &flakyWriter{failures: 2}
-	a := New(w, func(k string) string { return env[k] })
+	a := New(w, func(k string) string { return env[k] }, "")
 
 	a.Group("g")
 	a.AddMask("s3cret")
@@ -273,5 +273,57 @@ func TestWriteErrorsAreDropped(t *testing.T) {
 	}
 	if got := parseFileCommands(t, string(content)); !reflect.DeepEqual(got, []kv{{"k", "v"}}) {
 		t.Errorf("step outputs %v, want k=v", got)
+	}
+}
+
+// TestWorkspacePath: annotations of a command run in a subdirectory of the workspace name the
+// file from the workspace's root, through a symbolic link to the workspace too; files outside
+// it, and everything outside Actions, stay as the command named them.
+func TestWorkspacePath(t *testing.T) {
+	ws := t.TempDir()
+	sub := filepath.Join(ws, "examples", "app")
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(t.TempDir(), "ws")
+	if err := os.Symlink(ws, link); err != nil {
+		t.Fatal(err)
+	}
+	outside := t.TempDir()
+	tests := []struct {
+		workspace, dir, file, want string
+		actions                    bool
+	}{
+		{ws, sub, "migrations/0003_x.sql", "examples/app/migrations/0003_x.sql", true},
+		{ws, sub, "./migrations/../migrations/0003_x.sql", "examples/app/migrations/0003_x.sql", true},
+		{ws, ws, "migrations/0003_x.sql", "migrations/0003_x.sql", true},
+		{ws, sub, filepath.Join(sub, "db", "seed.sql"), "examples/app/db/seed.sql", true},
+		{link, sub, "migrations/0003_x.sql", "examples/app/migrations/0003_x.sql", true}, // the workspace through a link
+		{ws, filepath.Join(link, "examples", "app"), "m.sql", "examples/app/m.sql", true},
+		{ws, sub, "../../../elsewhere/m.sql", "../../../elsewhere/m.sql", true}, // leaves the workspace
+		{ws, outside, "m.sql", "m.sql", true},
+		{ws, sub, filepath.Join(outside, "m.sql"), filepath.Join(outside, "m.sql"), true},
+		{"", sub, "m.sql", "m.sql", true},                                  // no workspace variable
+		{"relative/ws", sub, "m.sql", "m.sql", true},                       // not a path to compare with
+		{ws, "", "m.sql", "m.sql", true},                                   // no directory known
+		{ws, sub, "migrations/0003_x.sql", "migrations/0003_x.sql", false}, // not under Actions
+	}
+	for _, tt := range tests {
+		env := map[string]string{"GITHUB_WORKSPACE": tt.workspace}
+		if tt.actions {
+			env["GITHUB_ACTIONS"] = "true"
+		}
+		a := New(&bytes.Buffer{}, func(k string) string { return env[k] }, tt.dir)
+		if got := a.WorkspacePath(tt.file); got != tt.want {
+			t.Errorf("workspace %s, dir %s: WorkspacePath(%q) = %q, want %q", tt.workspace, tt.dir, tt.file, got, tt.want)
+		}
+	}
+
+	// The annotation itself carries the workspace path.
+	var w bytes.Buffer
+	env := map[string]string{"GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": ws}
+	New(&w, func(k string) string { return env[k] }, sub).Error("boom", "migrations/0003_x.sql", 4, 2)
+	if got, want := w.String(), "::error col=2,file=examples/app/migrations/0003_x.sql,line=4::boom\n"; got != want {
+		t.Errorf("annotation %q, want %q", got, want)
 	}
 }
