@@ -21,7 +21,10 @@ PKGS     ?= ./...
 TEST_ENV := $(if $(POSTSTACK_TEST_DATABASE_URL),POSTSTACK_TEST_DATABASE_URL='$(POSTSTACK_TEST_DATABASE_URL)') \
 	TESTCONTAINERS_RYUK_DISABLED=true TESTCONTAINERS_HOST_OVERRIDE=localhost
 
-.PHONY: help setup test vet fmt-check unit e2e build demo bench fuzz clean
+IMAGE    ?= localhost/poststack:dev
+ENGINE   ?= podman
+
+.PHONY: help setup test vet fmt-check unit e2e build image demo bench fuzz clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -48,6 +51,15 @@ e2e: setup ## only the black-box tests in e2e/
 build: ## build bin/ps-* (add CGO_ENABLED=0 for static binaries, as the Dockerfile needs)
 	@mkdir -p $(BIN_DIR)
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN_DIR)/ $(addprefix ./cmd/,$(BINARIES))
+
+image: ## build the Dockerfile with the machine's Go and Debian images (IMAGE=localhost/poststack:dev ENGINE=podman)
+	bash scripts/setup.sh image
+	$(ENGINE) build $(if $(filter docker,$(notdir $(ENGINE))),--pull=false,--pull=never) \
+		--build-arg GO_IMAGE=localhost/poststack-go:$$($(GO) env GOVERSION | sed 's/^go//') \
+		--build-arg BASE_IMAGE=localhost/debian:bookworm \
+		--build-arg GOPROXY="$$($(GO) env GOPROXY)" \
+		$(if $(VERSION),--build-arg VERSION=$(VERSION)) -t $(IMAGE) .
+	@echo "built $(IMAGE): $(ENGINE) run --rm $(IMAGE) ps-migrate --help"
 
 demo: ## setup podman, build, run examples/demo.sh
 	bash scripts/setup.sh podman

@@ -215,8 +215,6 @@ func localGoImage(t *testing.T, cli []string) string {
 	return image
 }
 
-// engineRun runs cli with args and returns its output and exit code; failing to start it at all
-// fails the test.
 // removeBuildStage removes the untagged images the build stage of the build stamped version
 // left (the Dockerfile labels them io.poststack.build=VERSION). Listing the store races with
 // other tests' removals on podman, so it is tried again; what still cannot be listed is logged,
@@ -245,6 +243,8 @@ func removeBuildStage(t *testing.T, ctx context.Context, engine string, cli []st
 	}
 }
 
+// engineRun runs cli with args and returns its output and exit code; failing to start it at all
+// fails the test.
 func engineRun(t *testing.T, ctx context.Context, cli []string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	cmd := exec.CommandContext(ctx, cli[0], append(append([]string{}, cli[1:]...), args...)...)
