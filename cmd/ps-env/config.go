@@ -37,7 +37,7 @@ A generated password or automatic port is made and kept in .poststack/ on
 first use, as up would.`,
 		FlagSet: fs,
 		Exec: func(ctx context.Context, args []string) error {
-			env, err := envArg(fs, args, "ps-env config")
+			env, err := envArg(args, "ps-env config")
 			if err != nil {
 				return err
 			}

@@ -315,18 +315,7 @@ A running one is exit 2 unless --force; every name is checked before anything
 is removed, and a container of someone else's with the name is left alone.`,
 		FlagSet: fs,
 		Exec: func(ctx context.Context, args []string) error {
-			// rm api --force: flags may follow the names too.
-			var list []string
-			for len(args) > 0 {
-				if strings.HasPrefix(args[0], "-") {
-					if err := fs.Parse(args); err != nil {
-						return exitcode.With(exitcode.Usage, err)
-					}
-					args = fs.Args()
-					continue
-				}
-				list, args = append(list, args[0]), args[1:]
-			}
+			list := args
 			if len(list) == 0 {
 				return exitcode.Usagef("missing NAME; see 'ps-env containers status'")
 			}

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -32,21 +31,8 @@ on the same server, named after the database.`,
 	}, "ps-env db reset", "ps-env db snapshot before-upgrade", "ps-env db restore before-upgrade")
 }
 
-// dbPositional parses the flags that follow positional arguments too (ps-env db reset dev
-// --no-seed), and checks the count of the positional ones.
-func dbPositional(fs *flag.FlagSet, args []string, usage string, min, max int) ([]string, error) {
-	var pos []string
-	for len(args) > 0 {
-		if strings.HasPrefix(args[0], "-") && args[0] != "-" {
-			if err := fs.Parse(args); err != nil {
-				return nil, exitcode.With(exitcode.Usage, err)
-			}
-			args = fs.Args()
-			continue
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
+// dbPositional checks that there are between min and max positional arguments.
+func dbPositional(pos []string, usage string, min, max int) ([]string, error) {
 	switch {
 	case len(pos) < min:
 		return nil, exitcode.Usagef("missing argument (usage: %s)", usage)
@@ -82,7 +68,7 @@ background after each reset and renamed into place by the next. A failing
 migration or seed leaves the database as it was.`,
 		FlagSet: fs,
 		Exec: func(ctx context.Context, args []string) error {
-			pos, err := dbPositional(fs, args, usage, 0, 1)
+			pos, err := dbPositional(args, usage, 0, 1)
 			if err != nil {
 				return err
 			}
@@ -162,7 +148,7 @@ first. NAME is letters, digits, '_', '.' and '-', at most %d bytes; an
 existing NAME is an error unless --force.`, envdb.MaxSnapshotName),
 		FlagSet: fs,
 		Exec: func(ctx context.Context, args []string) error {
-			pos, err := dbPositional(fs, args, usage, 1, 2)
+			pos, err := dbPositional(args, usage, 1, 2)
 			if err != nil {
 				return err
 			}
@@ -243,7 +229,7 @@ restores. Sessions on the database are terminated. A NAME that is not a
 snapshot of the database is an error, and the database is left alone.`,
 		FlagSet: fs,
 		Exec: func(ctx context.Context, args []string) error {
-			pos, err := dbPositional(fs, args, usage, 1, 2)
+			pos, err := dbPositional(args, usage, 1, 2)
 			if err != nil {
 				return err
 			}
@@ -294,7 +280,7 @@ func dbSnapshotsCommand(app *cli.App) *ffcli.Command {
 		LongHelp:   `snapshots lists the snapshots of the database of ENV (the current environment by default), oldest first.`,
 		FlagSet:    fs,
 		Exec: func(ctx context.Context, args []string) error {
-			pos, err := dbPositional(fs, args, usage, 0, 1)
+			pos, err := dbPositional(args, usage, 0, 1)
 			if err != nil {
 				return err
 			}
@@ -352,7 +338,7 @@ func dbDropSnapshotCommand(app *cli.App) *ffcli.Command {
 		LongHelp:   `drop-snapshot drops the snapshot NAME of the database of ENV (the current environment by default).`,
 		FlagSet:    fs,
 		Exec: func(ctx context.Context, args []string) error {
-			pos, err := dbPositional(fs, args, usage, 1, 2)
+			pos, err := dbPositional(args, usage, 1, 2)
 			if err != nil {
 				return err
 			}

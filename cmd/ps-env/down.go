@@ -31,7 +31,7 @@ what carries the environment's labels is touched. The data volume
 --volumes is given (never read from .env or a config file).`,
 		FlagSet: fs,
 		Exec: func(ctx context.Context, args []string) error {
-			name, err := envArg(fs, args, "ps-env "+name)
+			name, err := envArg(args, "ps-env "+name)
 			if err != nil {
 				return err
 			}

@@ -49,7 +49,7 @@ first use, as up would. Exit 3 when a variable is undefined, 2 when a file is
 missing or not a valid template.`,
 		FlagSet: fs,
 		Exec: func(ctx context.Context, args []string) error {
-			env, err := envArg(fs, args, "ps-env dry-run")
+			env, err := envArg(args, "ps-env dry-run")
 			if err != nil {
 				return err
 			}

@@ -37,20 +37,6 @@ logs/containers/init/ once they have run, since they are removed). SERVICE
 picks one by service, container or unit name. Passwords are masked.`,
 		FlagSet: fs,
 		Exec: func(ctx context.Context, args []string) error {
-			if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-				rest := args[1:]
-				if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
-					rest = rest[1:]
-				}
-				if err := fs.Parse(rest); err != nil {
-					return exitcode.With(exitcode.Usage, err)
-				}
-				keep := args[:min(2, len(args))]
-				if len(keep) == 2 && strings.HasPrefix(keep[1], "-") {
-					keep = keep[:1]
-				}
-				args = append(keep[:len(keep):len(keep)], fs.Args()...)
-			}
 			if len(args) > 2 {
 				return exitcode.Usagef("unexpected argument %q (see 'ps-env logs --help')", args[2])
 			}

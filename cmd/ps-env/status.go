@@ -29,7 +29,7 @@ this project's containers are listed, found by their io.poststack.* labels.
 It changes nothing.`,
 		FlagSet: fs,
 		Exec: func(ctx context.Context, args []string) error {
-			name, err := envArg(fs, args, "ps-env status")
+			name, err := envArg(args, "ps-env status")
 			if err != nil {
 				return err
 			}

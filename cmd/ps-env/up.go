@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
@@ -63,7 +62,7 @@ func upCommand(app *cli.App, name, aliasOf string) *ffcli.Command {
 		Name: name, ShortUsage: "ps-env " + name + " [ENV] [--only db|migrate|init|deploy] [--no-migrate] [--wait-timeout D]",
 		ShortHelp: short, LongHelp: upLongHelp, FlagSet: fs,
 		Exec: func(ctx context.Context, args []string) error {
-			env, err := envArg(fs, args, "ps-env "+name)
+			env, err := envArg(args, "ps-env "+name)
 			if err != nil {
 				return err
 			}
@@ -85,7 +84,7 @@ runs unchanged is left alone; a changed file or variable redeploys what
 changed.`,
 		FlagSet: fs,
 		Exec: func(ctx context.Context, args []string) error {
-			env, err := envArg(fs, args, "ps-env deploy")
+			env, err := envArg(args, "ps-env deploy")
 			if err != nil {
 				return err
 			}
@@ -105,7 +104,7 @@ func restartCommand(app *cli.App) *ffcli.Command {
 		LongHelp:  "restart takes ENV down, keeping its data volume, and brings it up again.",
 		FlagSet:   fs,
 		Exec: func(ctx context.Context, args []string) error {
-			name, err := envArg(fs, args, "ps-env restart")
+			name, err := envArg(args, "ps-env restart")
 			if err != nil {
 				return err
 			}
@@ -121,14 +120,8 @@ func restartCommand(app *cli.App) *ffcli.Command {
 	}, "ps-env restart", "ps-env restart staging")
 }
 
-// envArg parses flags that may follow the environment's name: ps-env up dev --only db.
-func envArg(fs *flag.FlagSet, args []string, cmd string) (string, error) {
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		if err := fs.Parse(args[1:]); err != nil {
-			return "", exitcode.With(exitcode.Usage, err)
-		}
-		args = append(args[:1:1], fs.Args()...)
-	}
+// envArg is the optional environment name, args' only one.
+func envArg(args []string, cmd string) (string, error) {
 	if len(args) > 1 {
 		return "", exitcode.Usagef("unexpected argument %q (see '%s --help')", args[1], cmd)
 	}

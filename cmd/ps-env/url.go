@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 
@@ -33,13 +32,6 @@ An external database (postgres.url:) is printed as configured. Under GitHub
 Actions the password is registered with ::add-mask:: first, so the log shows ***.`,
 		FlagSet: fs,
 		Exec: func(ctx context.Context, args []string) error {
-			// ps-env url ENV --host: flags may follow the environment too.
-			if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-				if err := fs.Parse(args[1:]); err != nil {
-					return exitcode.With(exitcode.Usage, err)
-				}
-				args = append(args[:1], fs.Args()...)
-			}
 			if host && container {
 				return exitcode.Usagef("--host and --container exclude each other")
 			}

@@ -36,7 +36,7 @@ Every problem is listed, one FILE:LINE:COL: message line each, then the exit
 code is 2 if any is bad input, else 3 if a variable is undefined.`,
 		FlagSet: fs,
 		Exec: func(ctx context.Context, args []string) error {
-			env, err := envArg(fs, args, "ps-env validate")
+			env, err := envArg(args, "ps-env validate")
 			if err != nil {
 				return err
 			}

@@ -210,6 +210,16 @@ func TestListAndCheck(t *testing.T) {
 		t.Errorf("stderr: %s", r.stderr)
 	}
 
+	// The flags after the file mean the same; after "--" a dashed name is a file.
+	after := runIn(t, dir, []string{"A=x", "API_TOKEN=s3cr3t-value"}, "", "t.yaml", "--check")
+	if after.code != r.code || after.stdout != r.stdout || after.stderr != r.stderr {
+		t.Errorf("t.yaml --check: exit %d\n%s%s\nwant what --check t.yaml printed", after.code, after.stdout, after.stderr)
+	}
+	writeFile(t, filepath.Join(dir, "--check"), "just ${A}\n")
+	if r := runIn(t, dir, []string{"A=x"}, "", "--", "--check"); r.code != 0 || r.stdout != "just x\n" {
+		t.Errorf("-- --check: exit %d, stdout %q, stderr %q; want the file named --check substituted", r.code, r.stdout, r.stderr)
+	}
+
 	r = runIn(t, dir, []string{"A=x", "API_TOKEN=s3cr3t-value", "Z=1"}, "", "--check", "--json", "--show-secrets", "t.yaml")
 	var rs []render.Resolved
 	if err := json.Unmarshal([]byte(r.stdout), &rs); err != nil || r.code != 0 {

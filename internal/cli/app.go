@@ -153,6 +153,9 @@ func (a *App) Run(ctx context.Context, root *ffcli.Command, args []string) int {
 	}
 
 	err := root.Parse(args)
+	if err == nil {
+		err = parseInterspersed(root, args)
+	}
 	if errors.Is(err, flag.ErrHelp) {
 		c := deepestParsed(root)
 		fmt.Fprint(a.Env.Stdout, a.usage(c))

@@ -298,6 +298,10 @@ func TestUsageErrors(t *testing.T) {
 			`^ps-test: flag provided but not defined: -bogus \(see 'ps-test --help'\)\n$`},
 		{"unknown subcommand flag", nil, "", "", []string{"up", "--bogus"},
 			`^ps-test: flag provided but not defined: -bogus \(see 'ps-test up --help'\)\n$`},
+		{"unknown flag after an argument", nil, "", "", []string{"up", "a", "--bogus"},
+			`^ps-test: flag provided but not defined: -bogus \(see 'ps-test up --help'\)\n$`},
+		{"bad log level after an argument", nil, "", "", []string{"up", "a", "--log-level", "loud"},
+			`^ps-test: invalid value "loud" for flag -log-level: unknown log level "loud" \(want debug, info, warn or error\) \(see 'ps-test up --help'\)\n$`},
 		{"unknown command", nil, "", "", []string{"frob"},
 			`^ps-test: unknown command "frob" \(see 'ps-test --help'\)\n$`},
 		{"missing command", nil, "", "", nil, `(?s)^ps-test: a test binary\n.*EXAMPLES.*\nps-test: missing command`},
@@ -646,5 +650,50 @@ func TestExitOnErrorFlagSetRejected(t *testing.T) {
 	}}})
 	if code := app.Run(context.Background(), root, []string{"ls"}); code != 1 || !strings.Contains(stderr.String(), "ContinueOnError") {
 		t.Errorf("exit %d stderr %q", code, stderr.String())
+	}
+}
+
+// TestInterspersedFlags: a command's flags mean the same after its positional arguments as
+// before them (ps-env up dev --only db), up to a "--"; they are parsed before the fallbacks
+// and the logger are settled, so --log-level after an argument counts and a flag there still
+// beats the environment.
+func TestInterspersedFlags(t *testing.T) {
+	tests := []struct {
+		args       []string
+		wantArgs   []string
+		wantTarget string
+	}{
+		{[]string{"up", "a", "--target", "3", "b"}, []string{"a", "b"}, "3"},
+		{[]string{"up", "a", "--target=3"}, []string{"a"}, "3"},
+		{[]string{"up", "--target", "1", "a", "--target", "2"}, []string{"a"}, "2"},
+		{[]string{"up", "a", "-", "b"}, []string{"a", "-", "b"}, ""},
+		{[]string{"up", "a", "--", "--target", "3"}, []string{"a", "--target", "3"}, ""},
+		{[]string{"up", "--target", "3", "--", "-a", "--target", "4"}, []string{"-a", "--target", "4"}, "3"},
+		{[]string{"up", "a", "--target", "3", "--", "--b"}, []string{"a", "--b"}, "3"},
+		{[]string{"up", "a", "--target", "--"}, []string{"a"}, "--"}, // a value, not the end of the flags
+		{[]string{"up"}, nil, ""},
+	}
+	for _, tt := range tests {
+		r := runApp(t, t.TempDir(), nil, nil, tt.args...)
+		if r.code != exitcode.OK {
+			t.Errorf("%q: exit %d, stderr %q", tt.args, r.code, r.stderr)
+			continue
+		}
+		if strings.Join(r.args, "|") != strings.Join(tt.wantArgs, "|") || r.target != tt.wantTarget {
+			t.Errorf("%q: the command got %q with --target %q, want %q with %q", tt.args, r.args, r.target, tt.wantArgs, tt.wantTarget)
+		}
+	}
+
+	r := runApp(t, t.TempDir(), map[string]string{"POSTSTACK_IMAGE": "from-env"}, nil, "up", "a", "--image", "from-flag", "--log-level", "debug")
+	if r.code != exitcode.OK || r.image != "from-flag" {
+		t.Errorf("exit %d, --image %q: want the flag after the argument to beat the environment", r.code, r.image)
+	}
+	if !r.app.Logger.Enabled(context.Background(), slog.LevelDebug) {
+		t.Error("--log-level debug after an argument did not reach the logger")
+	}
+
+	r = runApp(t, t.TempDir(), nil, nil, "up", "a", "--help")
+	if r.code != exitcode.OK || !strings.Contains(r.stdout, "ps-test up [flags]") || r.stderr != "" || r.args != nil {
+		t.Errorf("up a --help: exit %d, stdout %q, stderr %q, ran: %v; want the help on stdout, exit 0", r.code, r.stdout, r.stderr, r.args != nil)
 	}
 }
