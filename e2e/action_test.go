@@ -32,7 +32,10 @@ func TestActionUnderAct(t *testing.T) {
 	args := []string{"workflow_dispatch",
 		"-W", ".github/workflows/action-test.yml",
 		"-P", "ubuntu-latest=-self-hosted",
-		"--env", "SRC=" + root}
+		"--env", "SRC=" + root,
+		// ps-build's base image where no registry is reachable (the env-up steps build the
+		// database image).
+		"--env", "POSTSTACK_BASE_IMAGE=" + testenv.BaseImage(t, testenv.EnginePodman)}
 	// act fetches the repository of every action a composite one uses before it evaluates the
 	// step's if:, and offline it cannot: stand in for them with local actions that fail if run
 	// (the action skips them under act).
@@ -56,6 +59,8 @@ func TestActionUnderAct(t *testing.T) {
 		"Success - Main The server is listed, its password masked",
 		"Success - Main The password round-tripped",
 		"Success - Main The finding was annotated and summarised",
+		"Success - Main The environment is migrated and its URL is an output",
+		"Success - Main The environment is gone",
 		"Success - Main Stop the throwaway Postgres",
 		"Job succeeded",
 		// The annotation names the file from the workspace root (the step ran in lint-demo/).
