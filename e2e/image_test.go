@@ -235,7 +235,11 @@ func removeBuildStage(t *testing.T, ctx context.Context, engine string, cli []st
 		time.Sleep(time.Second)
 	}
 	if len(ids) == 0 {
-		t.Errorf("%s: no image labelled io.poststack.build=%s: the Dockerfile's build stage lost its label", engine, version)
+		// podman keeps every stage's image; docker's BuildKit (the default from docker 23 on, as
+		// on GitHub's runners) keeps none, so only podman's count proves the label is there.
+		if engine == testenv.EnginePodman {
+			t.Errorf("%s: no image labelled io.poststack.build=%s: the Dockerfile's build stage lost its label", engine, version)
+		}
 		return
 	}
 	if _, errOut, code := engineRun(t, ctx, cli, append([]string{"rmi", "--force"}, ids...)...); code != 0 {
