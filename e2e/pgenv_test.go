@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -154,6 +155,7 @@ func TestPostgresEnvironment(t *testing.T) {
 			t.Run("side by side", func(t *testing.T) { testPGEnvSideBySide(t, eng) })
 			t.Run("port taken", func(t *testing.T) { testPGEnvPortTaken(t, eng) })
 			t.Run("ready timeout", func(t *testing.T) { testPGEnvTimeout(t, eng) })
+			t.Run("port misrouted", func(t *testing.T) { testPGEnvPortMisrouted(t, eng) })
 		})
 	}
 }
@@ -395,6 +397,40 @@ func testPGEnvPortTaken(t *testing.T, eng *engine.Engine) {
 		if !errors.Is(err, engine.ErrNotFound) {
 			t.Errorf("%s after a refused Up: %v, want not found", what, err)
 		}
+	}
+}
+
+// testPGEnvPortMisrouted plants what podman's netavark leaves behind for a container whose
+// run was interrupted: a forwarding rule that sends connections to the environment's port to
+// an address where nothing answers, ahead of the engine's own. Up must say so at once, naming
+// the port and how to find the rule, not time out without a reason.
+func testPGEnvPortMisrouted(t *testing.T, eng *engine.Engine) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, for an iptables rule on the host")
+	}
+	iptables := testenv.Program(t, "iptables")
+	ctx := testContext(t, time.Minute)
+	s := pgenvSpec(t, eng, "pgem"+randomHex(t, 4), "dev")
+	rule := []string{"OUTPUT", "-d", "127.0.0.1/32", "-p", "tcp", "--dport", strconv.Itoa(s.Port), "-j", "DNAT", "--to-destination", "10.88.255.254:5432"}
+	if out, err := exec.Command(iptables, append([]string{"-t", "nat", "-I"}, rule...)...).CombinedOutput(); err != nil {
+		t.Fatalf("iptables: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command(iptables, append([]string{"-t", "nat", "-D"}, rule...)...).CombinedOutput(); err != nil {
+			t.Errorf("iptables: removing the planted rule: %v: %s", err, out)
+		}
+	})
+	began := time.Now()
+	_, err := pgenv.Up(ctx, eng, s, nil)
+	if err == nil {
+		t.Fatal("Up on a misrouted port succeeded")
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, "127.0.0.1:"+strconv.Itoa(s.Port)+" go unanswered") || !strings.Contains(msg, "--dport "+strconv.Itoa(s.Port)) || !strings.Contains(msg, "port:") {
+		t.Errorf("Up: %v; want it to say the port's connections go unanswered, how to find the rule, and the `port:` setting", err)
+	}
+	if d := time.Since(began); d > 30*time.Second {
+		t.Errorf("Up failed after %v: the misrouted port was found out late", d)
 	}
 }
 

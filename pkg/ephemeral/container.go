@@ -139,36 +139,72 @@ func startContainer(ctx context.Context, inst *Instance, o Options, env []string
 	report.Info(fmt.Sprintf("starting container %s from %s on %s", inst.Container, inst.Image, inst.Engine), 0,
 		"container", inst.Container, "image", inst.Image, "engine", inst.Engine)
 	inst.runPending = true
+	pick := o.pickPort
+	if pick == nil {
+		pick = freePort
+	}
+	misrouted := map[int]bool{}
 	for attempt := 1; ; attempt++ {
 		// Picking the port here saves asking the engine for it afterwards (one more CLI run).
 		port := o.Port
 		if port == 0 {
-			if port, err = freePort(); err != nil {
+			if port, err = pickUnlike(pick, misrouted); err != nil {
 				return err
 			}
 		}
 		id, err := e.Run(ctx, containerRunOptions(inst, image, port))
-		if err == nil {
-			inst.ContainerID, inst.Port, inst.runPending = id, port, false
-			break
+		if err != nil {
+			if o.Port != 0 || attempt == portAttempts || !portTaken(err) || ctx.Err() != nil {
+				return fmt.Errorf("ephemeral: container from %s on %s: %w", inst.Image, inst.Engine, err)
+			}
+			report.Info(fmt.Sprintf("port %d was taken meanwhile; trying another one", port), 0, "port", port)
+			// The failed run may have created the container: its name must be free again.
+			if err := removeOwnedContainer(ctx, e, inst); err != nil {
+				return fmt.Errorf("ephemeral: container %s: %w", inst.Container, err)
+			}
+			continue
 		}
-		if o.Port != 0 || attempt == portAttempts || !portTaken(err) || ctx.Err() != nil {
-			return fmt.Errorf("ephemeral: container from %s on %s: %w", inst.Image, inst.Engine, err)
+		inst.ContainerID, inst.Port, inst.runPending = id, port, false
+		inst.URL = (&url.URL{
+			Scheme:   "postgres",
+			User:     url.UserPassword("postgres", password),
+			Host:     net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+			Path:     "/postgres",
+			RawQuery: "sslmode=disable",
+		}).String()
+		// Before the first login: a port that a leftover rule forwards elsewhere would
+		// otherwise be found out only at the readiness timeout.
+		werr := hostport.Unanswered("127.0.0.1", port)
+		if werr == nil {
+			werr = waitAccepting(ctx, inst.URL, func(ctx context.Context) error { return containerFailed(ctx, e, inst.Container) })
 		}
-		report.Info(fmt.Sprintf("port %d was taken meanwhile; trying another one", port), 0, "port", port)
-		// The failed run may have created the container: its name must be free again.
+		var ue *hostport.UnansweredError
+		var fe *foreignServerError
+		if !errors.As(werr, &ue) && !errors.As(werr, &fe) {
+			return werr
+		}
+		if o.Port != 0 || attempt == portAttempts || ctx.Err() != nil {
+			return fmt.Errorf("ephemeral: container %s: %w", inst.Container, werr)
+		}
+		report.Info(fmt.Sprintf("port %d does not reach the container (%v); trying another one", port, werr), 0, "port", port)
+		misrouted[port] = true
 		if err := removeOwnedContainer(ctx, e, inst); err != nil {
 			return fmt.Errorf("ephemeral: container %s: %w", inst.Container, err)
 		}
+		inst.ContainerID, inst.Port, inst.URL = "", 0, ""
+		inst.runPending = true
 	}
-	inst.URL = (&url.URL{
-		Scheme:   "postgres",
-		User:     url.UserPassword("postgres", password),
-		Host:     net.JoinHostPort("127.0.0.1", strconv.Itoa(inst.Port)),
-		Path:     "/postgres",
-		RawQuery: "sslmode=disable",
-	}).String()
-	return waitAccepting(ctx, inst.URL, func(ctx context.Context) error { return containerFailed(ctx, e, inst.Container) })
+}
+
+// pickUnlike asks pick for a port until it offers one not in skip.
+func pickUnlike(pick func() (int, error), skip map[int]bool) (int, error) {
+	for range 20 {
+		p, err := pick()
+		if err != nil || !skip[p] {
+			return p, err
+		}
+	}
+	return 0, fmt.Errorf("ephemeral: free port: only ports that do not reach a container were offered")
 }
 
 // tempParent is the TMPDIR of env when it names a directory, else /tmp.
@@ -251,6 +287,12 @@ func waitAccepting(ctx context.Context, dsn string, failed func(context.Context)
 		if err == nil {
 			return conn.Close(wctx)
 		}
+		if pgErrCode(err) == "28P01" {
+			// The official image sets the password at initdb, before its server listens on
+			// TCP: a server that refuses it is another one, which a leftover forwarding rule
+			// leads to.
+			return &foreignServerError{addr: cfg.Host + ":" + strconv.Itoa(int(cfg.Port)), err: err}
+		}
 		if failed != nil && time.Since(began) >= deathCheckAfter && time.Since(lastCheck) >= time.Second {
 			lastCheck = time.Now()
 			if ferr := failed(wctx); ferr != nil {
@@ -264,6 +306,28 @@ func waitAccepting(ctx context.Context, dsn string, failed func(context.Context)
 		case <-tick.C:
 		}
 	}
+}
+
+// foreignServerError is a login refused with the container's own password: the published
+// port leads to another server.
+type foreignServerError struct {
+	addr string
+	err  error
+}
+
+func (e *foreignServerError) Error() string {
+	return fmt.Sprintf("the server answering on %s refused the container's own password (%v): a firewall rule left behind by an earlier container forwards that port to another server, or the image does not take POSTGRES_PASSWORD as the official postgres image does", e.addr, e.err)
+}
+
+func (e *foreignServerError) Unwrap() error { return e.err }
+
+// pgErrCode is the SQLSTATE of a server's error, "" for any other.
+func pgErrCode(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
 }
 
 // stopContainer removes the container and its anonymous volumes through the engine's CLI,

@@ -52,6 +52,10 @@ type Options struct {
 	// it, and each migration and any wait for the migration lock as pkg/migrate reports them
 	// (Op "migrate"). Calls are serialised; nil = silent.
 	Progress progress.Func
+
+	// pickPort offers the container provider a free port; nil = freePort. Tests use it to
+	// offer a port a planted forwarding rule misroutes.
+	pickPort func() (int, error)
 }
 
 // Instance is a started server. The JSON form is what the state directory holds for a detached

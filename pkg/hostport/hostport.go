@@ -50,6 +50,42 @@ func Forwarded(port int) bool {
 // forwardProbe bounds Forwarded: a refusal on loopback takes microseconds.
 const forwardProbe = 200 * time.Millisecond
 
+// Unanswered checks host:port just after an engine published a running container's port
+// there: the kernel then answers a connection at once, accepting it (a userland proxy, or the
+// server) or refusing it (the container's server is not listening yet). A connection that goes
+// unanswered was sent elsewhere by a forwarding rule matched before the container's own: one
+// that podman's netavark left behind for a container it never tore down (a `run` interrupted
+// at the wrong moment leaves one), which Forwarded cannot see before the new container's rule
+// leads to it. The error says so and how to find the rule; nil means the port was answered.
+func Unanswered(host string, port int) error {
+	c, err := net.DialTimeout("tcp", net.JoinHostPort(host, strconv.Itoa(port)), answerProbe)
+	if err == nil {
+		c.Close()
+		return nil
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return nil
+	}
+	return &UnansweredError{Host: host, Port: port, Err: err}
+}
+
+// answerProbe bounds Unanswered: generous, as it is only spent when the port is misrouted.
+const answerProbe = 2 * time.Second
+
+// UnansweredError is Unanswered's finding.
+type UnansweredError struct {
+	Host string
+	Port int
+	Err  error // what the connection attempt got: a timeout, no route to host
+}
+
+func (e *UnansweredError) Error() string {
+	return fmt.Sprintf("connections to %s go unanswered (%v): a firewall rule left behind by an earlier container forwards that port elsewhere (find it with: iptables -t nat -S | grep -- '--dport %d')",
+		String(e.Host, e.Port), e.Err, e.Port)
+}
+
+func (e *UnansweredError) Unwrap() error { return e.Err }
+
 // FirstFree returns the first port from `from` up to 65535 that is free on bind and not in
 // skip; none is a usage error.
 func FirstFree(bind string, from int, skip map[int]bool) (int, error) {

@@ -1,10 +1,13 @@
 package hostport
 
 import (
+	"errors"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/poststack/poststack/pkg/exitcode"
@@ -122,5 +125,68 @@ func TestForwarded(t *testing.T) {
 	l.Close()
 	if Forwarded(port) {
 		t.Errorf("port %d: nothing listens, want not forwarded", port)
+	}
+}
+
+// unansweredEnv makes TestUnanswered run its inner half, in the network namespace where its
+// outer half planted the forwarding rules.
+const unansweredEnv = "HOSTPORT_TEST_UNANSWERED"
+
+// TestUnanswered: a port that is listened on, or refused, was answered; one that a rule
+// forwards to an address nobody answers at (no host on the far end of a veth pair answers ARP), or to no
+// route at all, was not, and the error says so and names the port. The rules live in a network
+// namespace of the test's own, so that nothing outlives the test.
+func TestUnanswered(t *testing.T) {
+	if os.Getenv(unansweredEnv) != "" {
+		unanswered(t)
+		return
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, for a network namespace and iptables rules in it")
+	}
+	for _, prog := range []string{"unshare", "ip", "iptables"} {
+		if _, err := exec.LookPath(prog); err != nil {
+			t.Skipf("%s is not installed", prog)
+		}
+	}
+	script := `ip link set lo up &&
+ip link add v0 type veth peer name v1 && ip addr add 10.77.0.1/24 dev v0 && ip link set v1 up && ip link set v0 up &&
+iptables -t nat -A OUTPUT -d 127.0.0.1 -p tcp --dport 40001 -j DNAT --to-destination 10.77.0.2:5432 &&
+iptables -t nat -A OUTPUT -d 127.0.0.1 -p tcp --dport 40002 -j DNAT --to-destination 10.99.0.2:5432 &&
+exec "$1" -test.run='^TestUnanswered$' -test.count=1 -test.v`
+	cmd := exec.Command("unshare", "--net", "--", "sh", "-c", script, "sh", os.Args[0])
+	cmd.Env = append(os.Environ(), unansweredEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("in a network namespace: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "--- PASS: TestUnanswered") {
+		t.Fatalf("the inner half did not pass:\n%s", out)
+	}
+}
+
+func unanswered(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listened := l.Addr().(*net.TCPAddr).Port
+	if err := Unanswered("127.0.0.1", listened); err != nil {
+		t.Errorf("a listened-on port: %v", err)
+	}
+	l.Close()
+	if err := Unanswered("127.0.0.1", listened); err != nil {
+		t.Errorf("a refused port: %v", err)
+	}
+	for _, port := range []int{40001, 40002} {
+		err := Unanswered("127.0.0.1", port)
+		var ue *UnansweredError
+		if !errors.As(err, &ue) || ue.Port != port {
+			t.Errorf("port %d forwarded to nowhere: %v; want an UnansweredError for it", port, err)
+			continue
+		}
+		if msg := err.Error(); !strings.Contains(msg, "127.0.0.1:"+strconv.Itoa(port)+" go unanswered") || !strings.Contains(msg, "--dport "+strconv.Itoa(port)) {
+			t.Errorf("message %q: want it to name the address and how to find the rule", msg)
+		}
 	}
 }

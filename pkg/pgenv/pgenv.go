@@ -13,6 +13,7 @@ import (
 
 	"github.com/poststack/poststack/pkg/engine"
 	"github.com/poststack/poststack/pkg/exitcode"
+	"github.com/poststack/poststack/pkg/hostport"
 )
 
 // Actions reported in Result.Action.
@@ -288,6 +289,15 @@ func waitReady(ctx context.Context, eng *engine.Engine, s Spec) error {
 	cfg, err := pgx.ParseConfig(s.adminURL())
 	if err != nil {
 		return fmt.Errorf("postgres: admin URL: %w", err)
+	}
+	// A leftover forwarding rule for the port would otherwise be found out only at the
+	// deadline, as a timeout that does not say why.
+	host, _, err := net.SplitHostPort(s.hostAddr())
+	if err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	if err := hostport.Unanswered(host, s.Port); err != nil {
+		return fmt.Errorf("postgres: container %s: %w; remove that rule, or choose another port with `port:` under the environment's postgres settings in .poststack.yml", s.Container, err)
 	}
 	start := time.Now()
 	deadline := start.Add(s.ReadyTimeout)

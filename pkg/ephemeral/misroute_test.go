@@ -1,0 +1,196 @@
+package ephemeral
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/poststack/poststack/internal/testenv"
+	"github.com/poststack/poststack/pkg/engine"
+	"github.com/poststack/poststack/pkg/progress"
+)
+
+// TestContainerPortMisrouted plants what podman's netavark leaves behind for a container whose
+// `run` was interrupted: a forwarding rule for 127.0.0.1:PORT, matched before the one the
+// engine writes for a new container on that port, which sends its connections to an address
+// where nothing is — or to another server. The port looks free before the run (nothing
+// listens; here the rule is planted after the port is picked, as netavark's leftover is only
+// reached once the new container's rule leads to it). Start must notice at once, move the
+// container to another port when it picked the port, and say why when the port was fixed;
+// it must not wait for the readiness timeout, nor hand out a URL that leads elsewhere.
+func TestContainerPortMisrouted(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, for iptables rules on the host, where podman's forwarding rules are")
+	}
+	iptables := testenv.Program(t, "iptables")
+	testenv.Podman(t)
+	e, err := engine.New(engine.Podman, engine.WithEnviron(os.Environ()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if ok, err := e.ImageExists(ctx, DefaultImage); err != nil || !ok {
+		t.Skipf("podman has no %s (build it with ps-build postgres): %v", DefaultImage, err)
+	}
+	// Another server to be misrouted to: it refuses the container's password.
+	foreign, err := url.Parse(testenv.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreignAddr := foreign.Host
+	if foreign.Port() == "" || foreign.Hostname() == "" {
+		t.Fatalf("test server URL has no TCP address: %s", foreign.Redacted())
+	}
+	if foreign.Hostname() == "localhost" {
+		foreignAddr = net.JoinHostPort("127.0.0.1", foreign.Port())
+	}
+
+	for _, tc := range []struct {
+		name, to, want string
+	}{
+		// An address on no live host: the connection goes unanswered.
+		{"nowhere", "10.88.255.254:5432", "go unanswered"},
+		{"another server", foreignAddr, "refused the container's own password"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var misrouted int
+			var events eventLog
+			o := Options{Provider: Container, Engine: engine.Podman, Environ: os.Environ(), Progress: events.add}
+			o.pickPort = func() (int, error) {
+				p, err := freePort()
+				if err == nil && misrouted == 0 {
+					misrouted = p
+					plantForward(t, iptables, p, tc.to)
+				}
+				return p, err
+			}
+			began := time.Now()
+			inst, err := Start(ctx, o)
+			if err != nil {
+				t.Fatalf("Start with port %d misrouted to %s: %v", misrouted, tc.to, err)
+			}
+			t.Cleanup(func() { _ = Stop(context.Background(), inst) })
+			if inst.Port == misrouted {
+				t.Fatalf("the instance kept the misrouted port %d", misrouted)
+			}
+			if d := time.Since(began); d > containerReadyTimeout/2 {
+				t.Errorf("Start took %v: the misrouted port was found out late", d)
+			}
+			if !events.has("port "+strconv.Itoa(misrouted)+" does not reach the container", tc.want) {
+				t.Errorf("no progress event says port %d does not reach the container (%s); events:\n%s", misrouted, tc.want, events.String())
+			}
+			reached(t, inst.URL)
+			first := inst.Container
+			if err := Stop(ctx, inst); err != nil {
+				t.Fatal(err)
+			}
+
+			// The same port fixed by the caller is not moved: Start says why it cannot serve it,
+			// and leaves nothing behind.
+			o.pickPort, o.Port = nil, misrouted
+			_, err = Start(ctx, o)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), strconv.Itoa(misrouted)) {
+				t.Errorf("Start with Port %d: %v; want an error saying %q naming the port", misrouted, err, tc.want)
+			}
+			for _, n := range append(events.containers(), first) {
+				if _, err := e.InspectContainer(ctx, n); !errors.Is(err, engine.ErrNotFound) {
+					t.Errorf("container %s remains (%v)", n, err)
+				}
+			}
+		})
+	}
+}
+
+// plantForward inserts a DNAT rule for connections from this host to 127.0.0.1:port ahead of
+// every engine's, removed when the test ends.
+func plantForward(t *testing.T, iptables string, port int, to string) {
+	t.Helper()
+	rule := []string{"OUTPUT", "-d", "127.0.0.1/32", "-p", "tcp", "--dport", strconv.Itoa(port), "-j", "DNAT", "--to-destination", to}
+	if out, err := exec.Command(iptables, append([]string{"-t", "nat", "-I"}, rule...)...).CombinedOutput(); err != nil {
+		t.Fatalf("iptables: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command(iptables, append([]string{"-t", "nat", "-D"}, rule...)...).CombinedOutput(); err != nil {
+			t.Errorf("iptables: removing the planted rule: %v: %s", err, out)
+		}
+	})
+}
+
+func reached(t *testing.T, dsn string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer conn.Close(ctx)
+	var one int
+	if err := conn.QueryRow(ctx, "select 1").Scan(&one); err != nil || one != 1 {
+		t.Fatalf("select 1: %v %d", err, one)
+	}
+}
+
+// eventLog records progress events.
+type eventLog struct {
+	mu     sync.Mutex
+	events []progress.Event
+}
+
+func (l *eventLog) add(e progress.Event) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.events = append(l.events, e)
+}
+
+// has reports whether one event's message holds every part.
+func (l *eventLog) has(parts ...string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, e := range l.events {
+		ok := true
+		for _, p := range parts {
+			ok = ok && strings.Contains(e.Message, p)
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+// containers are the container names the events carry.
+func (l *eventLog) containers() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var names []string
+	for _, e := range l.events {
+		for _, a := range e.Attrs {
+			if a.Key == "container" {
+				names = append(names, a.Value.String())
+			}
+		}
+	}
+	return names
+}
+
+func (l *eventLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var b strings.Builder
+	for _, e := range l.events {
+		b.WriteString(e.Message + "\n")
+	}
+	return b.String()
+}
