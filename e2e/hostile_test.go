@@ -149,7 +149,15 @@ func (w *hostileWorld) canaryContainer(t *testing.T, engine string) string {
 	if _, err := w.engineCmd(ctx, t, engine, cli, args...); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { w.engineCmd(context.Background(), t, engine, cli, "rm", "-f", "-t", "0", name) })
+	t.Cleanup(func() {
+		rm := []string{"rm", "-f", name}
+		if engine == testenv.EnginePodman {
+			rm = []string{"rm", "-f", "-t", "0", name} // docker rm has no -t: it kills at once
+		}
+		if out, err := w.engineCmd(context.Background(), t, engine, cli, rm...); err != nil {
+			t.Errorf("removing the canary %s: %v\n%s", name, err, out)
+		}
+	})
 	w.canaries[engine] = name
 	w.engineCLIs[engine] = cli
 	return name

@@ -217,6 +217,12 @@ func TestContainersCommands(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// It carries no label of the project, so the cleanup above does not find it.
+			t.Cleanup(func() {
+				if err := eng.Remove(context.Background(), id, true, true); err != nil {
+					t.Errorf("removing the stranger: %v", err)
+				}
+			})
 			for _, args := range [][]string{{"containers", "start"}, {"containers", "stop", "--container", "app"}, {"containers", "rm", "--force", "app"}} {
 				stdout, stderr, code := run(args...)
 				if code != 2 || stdout != "" || !strings.Contains(stderr, project+"-app exists but is not the project container app") {
