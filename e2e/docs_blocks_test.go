@@ -315,7 +315,7 @@ func newDocsSandbox(t *testing.T, ctx context.Context, cache string) *docsSandbo
 		if !strings.Contains(text, old) {
 			t.Fatalf("%s: no %q to replace", cfg, old)
 		}
-		text = strings.Replace(text, old, "APP_HOST_PORT: "+strconv.Itoa(freePort(t, 20000+int(randomByte(t))*100)), 1)
+		text = strings.Replace(text, old, "APP_HOST_PORT: "+strconv.Itoa(appHostPort(t)), 1)
 	}
 	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 		t.Fatal(err)

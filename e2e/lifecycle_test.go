@@ -47,7 +47,7 @@ func newEnvProject(t *testing.T, engine string) *envProject {
 	}
 	s := strings.NewReplacer("port: 5433", "port: auto", "port: 5434", "port: auto").Replace(string(data))
 	for _, env := range []string{"dev", "staging"} {
-		port := freePort(t, 20000+int(randomByte(t))*100)
+		port := appHostPort(t)
 		p.appPort[env] = port
 		old := map[string]string{"dev": "APP_HOST_PORT: 8080", "staging": "APP_HOST_PORT: 8081"}[env]
 		if !strings.Contains(s, old) {
@@ -79,6 +79,16 @@ func randomByte(t *testing.T) byte {
 	h := randomHex(t, 1)
 	n, _ := strconv.ParseUint(h, 16, 8)
 	return byte(n % 200)
+}
+
+// appHostPort is a free port for an app's host side, picked from 20000 up to below 32768,
+// where Linux's range of ports it hands out by itself begins (ip_local_port_range): a port it
+// may give to another test meanwhile — a free-port pick with port 0, the source port of a
+// connection — could take this one before the engine binds it, and the deploy then fails with
+// "failed to start 2 containers" (a CI run did).
+func appHostPort(t *testing.T) int {
+	t.Helper()
+	return freePort(t, 20000+int(randomByte(t))*60)
 }
 
 // handedOut are the ports freePort gave this test binary: projects made one after another

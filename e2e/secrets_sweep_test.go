@@ -817,7 +817,7 @@ func newSweepWorld(t *testing.T, ctx context.Context, d *sweepDatabase, mode swe
 			"  external:\n    postgres:\n      url: " + strconv.Quote(good) + "\n" +
 			// box: an environment of its own on podman, its password the known one; its port is
 			// picked here, not auto, since the parallel worlds have separate homes and claims.
-			"  box:\n    postgres:\n      port: " + strconv.Itoa(freePort(t, 21000+int(randomByte(t))*150)) + "\n    deployment:\n      pod: boxpod.yml\n",
+			"  box:\n    postgres:\n      port: " + strconv.Itoa(appHostPort(t)) + "\n    deployment:\n      pod: boxpod.yml\n",
 		"boxpod.yml": "apiVersion: v1\nkind: Pod\nmetadata:\n  name: box\nspec:\n  containers:\n    - name: app\n" +
 			"      image: " + testenv.DefaultBaseImage + "\n      command: [\"sh\", \"-c\", \"echo started; exec sleep 600\"]\n" +
 			"      env:\n        - name: DATABASE_URL\n          value: ${POSTSTACK_DATABASE_URL}\n" +
