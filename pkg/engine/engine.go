@@ -204,12 +204,37 @@ func summaryLine(out string) string {
 	for i := len(lines) - 1; i >= 0; i-- {
 		l := strings.ToLower(lines[i])
 		if strings.HasPrefix(l, "error") || strings.Contains(l, "level=error") || strings.Contains(l, "level=fatal") {
-			return strings.TrimSpace(lines[i])
+			line := strings.TrimSpace(lines[i])
+			if startFailed.MatchString(line) {
+				// podman kube play's last word counts the containers; why the first one failed
+				// is on a line of its own above it (the others depend on it).
+				if cause := firstStartCause(lines[:i]); cause != "" {
+					line += " (" + cause + ")"
+				}
+			}
+			return line
 		}
 	}
 	for i := len(lines) - 1; i >= 0; i-- {
 		if s := strings.TrimSpace(lines[i]); s != "" {
 			return s
+		}
+	}
+	return ""
+}
+
+// startFailed is podman kube play's summary of containers that did not start.
+var startFailed = regexp.MustCompile(`failed to start \d+ containers?$`)
+
+// startCause is one of kube play's lines above that summary: starting container <ID>: <why>.
+var startCause = regexp.MustCompile(`^starting container ([0-9a-f]{12})[0-9a-f]*: (.+)$`)
+
+// firstStartCause is the first container's reason among lines, with its ID shortened; "" if
+// there is none.
+func firstStartCause(lines []string) string {
+	for _, l := range lines {
+		if m := startCause.FindStringSubmatch(strings.TrimSpace(l)); m != nil {
+			return "starting container " + m[1] + ": " + m[2]
 		}
 	}
 	return ""

@@ -221,6 +221,13 @@ func TestCommandErrorMessage(t *testing.T) {
 		{"picks the error line over later warnings", CommandError{Engine: "podman", Args: []string{"start", "x"}, ExitCode: 125,
 			Stderr: "Error: boom\ntime=\"…\" level=warning msg=\"noise\"", Err: base},
 			"podman start x: exit status 125: Error: boom"},
+		{"kube play: the first container's reason", CommandError{Engine: "podman", Args: []string{"kube", "play", "-"}, ExitCode: 125,
+			// podman 4.3's stderr when the pod's host port is taken.
+			Stderr: "failed to connect to syslog: Initialization\n" +
+				"starting container a93a14105b6c13b8bc4547048aa40c00f72743fffc2a72b833a13168c527fd61: cannot listen on the TCP port: listen tcp4 127.0.0.1:23456: bind: address already in use\n" +
+				"starting container 57bf7a8356c3752f9fc323bc3451f751125d68d12488de3499ae4281b63d74fa: a dependency of container 57bf7a8356c3752f9fc323bc3451f751125d68d12488de3499ae4281b63d74fa failed to start: container state improper\n" +
+				"Error: failed to start 2 containers", Err: base},
+			"podman kube play -: exit status 125: Error: failed to start 2 containers (starting container a93a14105b6c: cannot listen on the TCP port: listen tcp4 127.0.0.1:23456: bind: address already in use)"},
 		{"quotes and elides", CommandError{Engine: "docker", Args: []string{"run", "-d", "--name", "a b", "--label", strings.Repeat("k", 80) + "=v", "img"}, ExitCode: 1, Err: errors.New("exit status 1")},
 			`docker run -d --name "a b" --label ` + strings.Repeat("k", 80) + "=v …: exit status 1"},
 		{"no stderr", CommandError{Engine: "docker", Args: []string{"wait", "x"}, ExitCode: 1, Err: errors.New("exit status 1")},

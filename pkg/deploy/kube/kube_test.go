@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -582,6 +583,39 @@ func TestApplyFailureCleansUp(t *testing.T) {
 	if !errors.As(err, &ce) || exitcode.Of(err) != exitcode.Failure ||
 		!strings.HasPrefix(err.Error(), "containers/deploy.yaml: pod "+e.project+"-dev-web: podman kube play --network "+e.network+" -: exit status 125") {
 		t.Errorf("Apply with a missing image: %v (exit %d), want the failed kube play, exit 1", err, exitcode.Of(err))
+	}
+	if pods, err := d.listPods(ctx, map[string]string{deploy.LabelProject: e.project}); err != nil || len(pods) != 0 {
+		t.Errorf("a failed play left pods: %+v %v", pods, err)
+	}
+}
+
+// TestApplyPortTaken: a pod whose host port someone took after it was planned fails with
+// podman's own reason in the one-line error (its last line only counts the containers), and
+// leaves no pod.
+func TestApplyPortTaken(t *testing.T) {
+	t.Parallel()
+	d, eng := testDeployer(t)
+	ctx := testCtx(t)
+	e := newEnv(t, d, eng, "dev")
+	port := freePort(t)
+	p := mustPlan(t, d, e.unit(deploy.UnitDeploy, fmt.Sprintf(`kind: Pod
+metadata: {name: web}
+spec:
+  containers:
+  - name: app
+    image: %s
+    command: [sleep, "300"]
+    ports:
+    - {containerPort: 8080, hostPort: %d, hostIP: 127.0.0.1}
+`, image, port)))
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, err = d.Apply(ctx, p)
+	if err == nil || !strings.Contains(err.Error(), "failed to start") || !strings.Contains(err.Error(), "127.0.0.1:"+strconv.Itoa(port)+": bind: address already in use") {
+		t.Errorf("Apply on a taken port: %v; want kube play's failure with its reason", err)
 	}
 	if pods, err := d.listPods(ctx, map[string]string{deploy.LabelProject: e.project}); err != nil || len(pods) != 0 {
 		t.Errorf("a failed play left pods: %+v %v", pods, err)
