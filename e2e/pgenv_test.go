@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -405,21 +404,9 @@ func testPGEnvPortTaken(t *testing.T, eng *engine.Engine) {
 // an address where nothing answers, ahead of the engine's own. Up must say so at once, naming
 // the port and how to find the rule, not time out without a reason.
 func testPGEnvPortMisrouted(t *testing.T, eng *engine.Engine) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root, for an iptables rule on the host")
-	}
-	iptables := testenv.Program(t, "iptables")
 	ctx := testContext(t, time.Minute)
 	s := pgenvSpec(t, eng, "pgem"+randomHex(t, 4), "dev")
-	rule := []string{"OUTPUT", "-d", "127.0.0.1/32", "-p", "tcp", "--dport", strconv.Itoa(s.Port), "-j", "DNAT", "--to-destination", "10.88.255.254:5432"}
-	if out, err := exec.Command(iptables, append([]string{"-t", "nat", "-I"}, rule...)...).CombinedOutput(); err != nil {
-		t.Fatalf("iptables: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command(iptables, append([]string{"-t", "nat", "-D"}, rule...)...).CombinedOutput(); err != nil {
-			t.Errorf("iptables: removing the planted rule: %v: %s", err, out)
-		}
-	})
+	testenv.ForwardElsewhere(t, s.Port, "10.88.255.254:5432")
 	began := time.Now()
 	_, err := pgenv.Up(ctx, eng, s, nil)
 	if err == nil {

@@ -143,7 +143,14 @@ func startContainer(ctx context.Context, inst *Instance, o Options, env []string
 	if pick == nil {
 		pick = freePort
 	}
-	misrouted := map[int]bool{}
+	// Ports a leftover forwarding rule would misroute are never picked (hostport.DNATPorts).
+	misrouted := hostport.DNATPorts(ctx, os.Geteuid())
+	if misrouted == nil {
+		misrouted = map[int]bool{}
+	}
+	if o.Port != 0 && misrouted[o.Port] {
+		return fmt.Errorf("ephemeral: port %d: the host's firewall already rewrites connections to it (a rule a container engine left behind, or another container's; find it with: iptables -t nat -S | grep -- '--dport %d'): choose another port", o.Port, o.Port)
+	}
 	for attempt := 1; ; attempt++ {
 		// Picking the port here saves asking the engine for it afterwards (one more CLI run).
 		port := o.Port
@@ -204,7 +211,7 @@ func pickUnlike(pick func() (int, error), skip map[int]bool) (int, error) {
 			return p, err
 		}
 	}
-	return 0, fmt.Errorf("ephemeral: free port: only ports that do not reach a container were offered")
+	return 0, fmt.Errorf("ephemeral: free port: only ports that a forwarding rule sends elsewhere were offered")
 }
 
 // tempParent is the TMPDIR of env when it names a directory, else /tmp.

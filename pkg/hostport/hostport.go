@@ -4,12 +4,15 @@
 package hostport
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -49,6 +52,63 @@ func Forwarded(port int) bool {
 
 // forwardProbe bounds Forwarded: a refusal on loopback takes microseconds.
 const forwardProbe = 200 * time.Millisecond
+
+// DNATPorts lists the ports that the host's iptables nat table rewrites to another address,
+// in any chain, reached or not: podman's netavark keeps the rules of a container whose `run`
+// was interrupted in a chain shared by every container, where they lie unseen (Forwarded finds
+// nothing) until a new container on the same port adds the jump that leads there, and then
+// send its connections to the old container's address — nowhere, or a live container that
+// refuses them. Reading the table needs root and the iptables program; without either (a
+// rootless engine, docker's userland proxy: no such rules) it returns nil. ctx bounds the run.
+func DNATPorts(ctx context.Context, euid int) map[int]bool {
+	if euid != 0 {
+		return nil
+	}
+	path, err := exec.LookPath("iptables")
+	if err != nil {
+		return nil
+	}
+	out, err := exec.CommandContext(ctx, path, "-w", "-t", "nat", "-S").Output()
+	if err != nil {
+		return nil
+	}
+	return parseDNATPorts(string(out))
+}
+
+// parseDNATPorts reads `iptables -t nat -S`: the --dport of every rule that jumps to DNAT.
+func parseDNATPorts(rules string) map[int]bool {
+	ports := map[int]bool{}
+	for _, line := range strings.Split(rules, "\n") {
+		f := strings.Fields(line)
+		if !slices.Contains(f, "DNAT") {
+			continue
+		}
+		if i := slices.Index(f, "-d"); i >= 0 && i+1 < len(f) && !strings.HasPrefix(f[i+1], "127.") {
+			continue // connections to another address of the host
+		}
+		for i := 0; i+1 < len(f); i++ {
+			if f[i] != "--dport" {
+				continue
+			}
+			// A single port, or a range lo:hi.
+			lo, hi, isRange := strings.Cut(f[i+1], ":")
+			a, err := strconv.Atoi(lo)
+			if err != nil {
+				continue
+			}
+			b := a
+			if isRange {
+				if b, err = strconv.Atoi(hi); err != nil || b < a || b-a > 65535 {
+					continue
+				}
+			}
+			for p := a; p <= b && p <= 65535; p++ {
+				ports[p] = true
+			}
+		}
+	}
+	return ports
+}
 
 // Unanswered checks host:port just after an engine published a running container's port
 // there: the kernel then answers a connection at once, accepting it (a userland proxy, or the

@@ -2,6 +2,7 @@ package hostport
 
 import (
 	"errors"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -188,5 +189,29 @@ func unanswered(t *testing.T) {
 		if msg := err.Error(); !strings.Contains(msg, "127.0.0.1:"+strconv.Itoa(port)+" go unanswered") || !strings.Contains(msg, "--dport "+strconv.Itoa(port)) {
 			t.Errorf("message %q: want it to name the address and how to find the rule", msg)
 		}
+	}
+}
+
+// TestParseDNATPorts reads a nat table as netavark and docker leave it: the DNAT rules' ports,
+// reached or not, single or ranges, and none of the rules that only jump, mark or masquerade,
+// nor a DNAT for another address of the host.
+func TestParseDNATPorts(t *testing.T) {
+	rules := `-P OUTPUT ACCEPT
+-N NETAVARK-DN-1D8721804F16F
+-A OUTPUT -m addrtype --dst-type LOCAL -j NETAVARK-HOSTPORT-DNAT
+-A NETAVARK-DN-1D8721804F16F -s 127.0.0.1/32 -d 127.0.0.1/32 -p tcp -m tcp --dport 37495 -j NETAVARK-HOSTPORT-SETMARK
+-A NETAVARK-DN-1D8721804F16F -d 127.0.0.1/32 -p tcp -m tcp --dport 37495 -j DNAT --to-destination 10.88.0.32:5432
+-A NETAVARK-DN-1D8721804F16F -p tcp -m tcp --dport 8080:8082 -j DNAT --to-destination 10.88.0.40:80
+-A NETAVARK-HOSTPORT-DNAT -p tcp -m tcp --dport 33247 -m comment --comment "dnat name: podman id: b2df" -j NETAVARK-DN-1D8721804F16F
+-A DOCKER ! -i docker0 -d 192.0.2.2/32 -p tcp -m tcp --dport 9000 -j DNAT --to-destination 172.17.0.2:9000
+-A POSTROUTING -s 10.88.0.0/16 -j NETAVARK-1D8721804F16F
+`
+	got := parseDNATPorts(rules)
+	want := map[int]bool{37495: true, 8080: true, 8081: true, 8082: true}
+	if !maps.Equal(got, want) {
+		t.Errorf("parseDNATPorts = %v, want %v", got, want)
+	}
+	if len(parseDNATPorts("")) != 0 || len(parseDNATPorts("-A X --dport -j DNAT\n-A X --dport 9:1 -j DNAT")) != 0 {
+		t.Error("empty or malformed rules gave ports")
 	}
 }
