@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/poststack/poststack/pkg/exitcode"
+	"github.com/poststack/poststack/pkg/sqlstate"
 )
 
 // Snapshot is a named copy of the target's database: a template database on the same server.
@@ -86,7 +87,7 @@ func (s *session) copyFrom(ctx context.Context, snap string) error {
 			return fmt.Errorf("envdb: end the sessions on %s: %w", s.t.Database, err)
 		}
 		err = s.exec(ctx, "CREATE DATABASE "+ident(snap)+" TEMPLATE "+ident(s.t.Database)+" OWNER "+ident(s.t.Owner))
-		if !hasCode(err, "55006") { // object_in_use: a client came back
+		if !sqlstate.Is(err, "55006") { // object_in_use: a client came back
 			break
 		}
 	}

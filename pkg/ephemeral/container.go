@@ -20,6 +20,7 @@ import (
 	"github.com/poststack/poststack/pkg/exitcode"
 	"github.com/poststack/poststack/pkg/hostport"
 	"github.com/poststack/poststack/pkg/progress"
+	"github.com/poststack/poststack/pkg/sqlstate"
 )
 
 // The container provider drives the engine's CLI through pkg/engine rather than
@@ -149,7 +150,7 @@ func startContainer(ctx context.Context, inst *Instance, o Options, env []string
 		misrouted = map[int]bool{}
 	}
 	if o.Port != 0 && misrouted[o.Port] {
-		return fmt.Errorf("ephemeral: port %d: the host's firewall already rewrites connections to it (a rule a container engine left behind, or another container's; find it with: iptables -t nat -S | grep -- '--dport %d'): choose another port", o.Port, o.Port)
+		return fmt.Errorf("ephemeral: port %d: the host's firewall already rewrites connections to it (a rule a container engine left behind, or another container's; %s): choose another port", o.Port, hostport.RuleHint(o.Port))
 	}
 	for attempt := 1; ; attempt++ {
 		// Picking the port here saves asking the engine for it afterwards (one more CLI run).
@@ -294,7 +295,7 @@ func waitAccepting(ctx context.Context, dsn string, failed func(context.Context)
 		if err == nil {
 			return conn.Close(wctx)
 		}
-		if pgErrCode(err) == "28P01" {
+		if sqlstate.Is(err, "28P01") {
 			// The official image sets the password at initdb, before its server listens on
 			// TCP: a server that refuses it is another one, which a leftover forwarding rule
 			// leads to.
@@ -327,15 +328,6 @@ func (e *foreignServerError) Error() string {
 }
 
 func (e *foreignServerError) Unwrap() error { return e.err }
-
-// pgErrCode is the SQLSTATE of a server's error, "" for any other.
-func pgErrCode(err error) string {
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		return pe.Code
-	}
-	return ""
-}
 
 // stopContainer removes the container and its anonymous volumes through the engine's CLI,
 // looked up by name, which also catches a container whose creation a cancelled Start did not

@@ -42,12 +42,22 @@ func Free(bind string, port int) bool {
 // server bound there would never be reached. With nothing listening and nothing forwarding, a
 // local connection is refused at once; anything else (an answer, a timeout) is a forward.
 func Forwarded(port int) bool {
-	c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), forwardProbe)
+	accepted, err := probe("127.0.0.1", port, forwardProbe)
+	return accepted || err != nil
+}
+
+// probe connects to host:port once and says what the kernel answered: accepted, refused
+// (false and nil), or neither within timeout (the error: a timeout, no route to host).
+func probe(host string, port int, timeout time.Duration) (accepted bool, err error) {
+	c, err := net.DialTimeout("tcp", net.JoinHostPort(host, strconv.Itoa(port)), timeout)
 	if err == nil {
 		c.Close()
-		return true
+		return true, nil
 	}
-	return !errors.Is(err, syscall.ECONNREFUSED)
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return false, nil
+	}
+	return false, err
 }
 
 // forwardProbe bounds Forwarded: a refusal on loopback takes microseconds.
@@ -118,15 +128,10 @@ func parseDNATPorts(rules string) map[int]bool {
 // at the wrong moment leaves one), which Forwarded cannot see before the new container's rule
 // leads to it. The error says so and how to find the rule; nil means the port was answered.
 func Unanswered(host string, port int) error {
-	c, err := net.DialTimeout("tcp", net.JoinHostPort(host, strconv.Itoa(port)), answerProbe)
-	if err == nil {
-		c.Close()
-		return nil
+	if _, err := probe(host, port, answerProbe); err != nil {
+		return &UnansweredError{Host: host, Port: port, Err: err}
 	}
-	if errors.Is(err, syscall.ECONNREFUSED) {
-		return nil
-	}
-	return &UnansweredError{Host: host, Port: port, Err: err}
+	return nil
 }
 
 // answerProbe bounds Unanswered: generous, as it is only spent when the port is misrouted.
@@ -140,8 +145,13 @@ type UnansweredError struct {
 }
 
 func (e *UnansweredError) Error() string {
-	return fmt.Sprintf("connections to %s go unanswered (%v): a firewall rule left behind by an earlier container forwards that port elsewhere (find it with: iptables -t nat -S | grep -- '--dport %d')",
-		String(e.Host, e.Port), e.Err, e.Port)
+	return fmt.Sprintf("connections to %s go unanswered (%v): a firewall rule left behind by an earlier container forwards that port elsewhere (%s)",
+		String(e.Host, e.Port), e.Err, RuleHint(e.Port))
+}
+
+// RuleHint says how to find the nat rules for port, for messages.
+func RuleHint(port int) string {
+	return fmt.Sprintf("find it with: iptables -t nat -S | grep -- '--dport %d'", port)
 }
 
 func (e *UnansweredError) Unwrap() error { return e.Err }

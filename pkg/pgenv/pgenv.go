@@ -14,6 +14,7 @@ import (
 	"github.com/poststack/poststack/pkg/engine"
 	"github.com/poststack/poststack/pkg/exitcode"
 	"github.com/poststack/poststack/pkg/hostport"
+	"github.com/poststack/poststack/pkg/sqlstate"
 )
 
 // Actions reported in Result.Action.
@@ -292,11 +293,7 @@ func waitReady(ctx context.Context, eng *engine.Engine, s Spec) error {
 	}
 	// A leftover forwarding rule for the port would otherwise be found out only at the
 	// deadline, as a timeout that does not say why.
-	host, _, err := net.SplitHostPort(s.hostAddr())
-	if err != nil {
-		return fmt.Errorf("postgres: %w", err)
-	}
-	if err := hostport.Unanswered(host, s.Port); err != nil {
+	if err := hostport.Unanswered(s.hostIP(), s.Port); err != nil {
 		return fmt.Errorf("postgres: container %s: %w; remove that rule, or choose another port with `port:` under the environment's postgres settings in .poststack.yml", s.Container, err)
 	}
 	start := time.Now()
@@ -308,7 +305,7 @@ func waitReady(ctx context.Context, eng *engine.Engine, s Spec) error {
 		switch {
 		case err == nil:
 			return nil
-		case hasCode(err, "28P01") && !reset:
+		case sqlstate.Is(err, "28P01") && !reset:
 			if err := resetAdminPassword(ctx, eng, s); err != nil {
 				return err
 			}

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/poststack/poststack/pkg/exitcode"
+	"github.com/poststack/poststack/pkg/sqlstate"
 )
 
 // maxIdentifierLen is PostgreSQL's NAMEDATALEN-1: longer names would be truncated silently,
@@ -119,7 +120,7 @@ func ensureRole(ctx context.Context, conn *pgx.Conn, user, password string) erro
 			return nil
 		}
 		// Another provisioner created it meanwhile: set the password as for an existing role.
-		if !hasCode(err, "42710") {
+		if !sqlstate.Is(err, "42710") {
 			return fmt.Errorf("create role: %w", err)
 		}
 	}
@@ -138,7 +139,7 @@ func ensureDatabase(ctx context.Context, conn *pgx.Conn, database, user string) 
 		if err == nil {
 			return nil
 		}
-		if !hasCode(err, "42P04") {
+		if !sqlstate.Is(err, "42P04") {
 			return fmt.Errorf("create database: %w", err)
 		}
 		owner, err = databaseOwner(ctx, conn, database)
@@ -159,11 +160,6 @@ func databaseOwner(ctx context.Context, conn *pgx.Conn, database string) (string
 	var owner string
 	err := conn.QueryRow(ctx, "SELECT pg_catalog.pg_get_userbyid(datdba) FROM pg_catalog.pg_database WHERE datname = $1", database).Scan(&owner)
 	return owner, err
-}
-
-func hasCode(err error, code string) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == code
 }
 
 // permanent reports connection errors that waiting does not cure: a refused password or role,

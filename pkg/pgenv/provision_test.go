@@ -14,6 +14,7 @@ import (
 
 	"github.com/poststack/poststack/internal/testenv"
 	"github.com/poststack/poststack/pkg/exitcode"
+	"github.com/poststack/poststack/pkg/sqlstate"
 )
 
 func suffix(t *testing.T) string {
@@ -146,7 +147,7 @@ func TestProvisionHostileNames(t *testing.T) {
 				t.Errorf("create table as the owner: %v", err)
 			}
 			_, err := pgx.Connect(ctx, appURL(t, admin, database, user, tt.password+"x"))
-			if !hasCode(err, "28P01") {
+			if !sqlstate.Is(err, "28P01") {
 				t.Errorf("wrong password: %v, want SQLSTATE 28P01", err)
 			}
 		})
@@ -175,7 +176,7 @@ func TestProvisionResetsPasswordAndOwner(t *testing.T) {
 	if err := Provision(ctx, admin, database, user, "new"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := pgx.Connect(ctx, appURL(t, admin, database, user, "old")); !hasCode(err, "28P01") {
+	if _, err := pgx.Connect(ctx, appURL(t, admin, database, user, "old")); !sqlstate.Is(err, "28P01") {
 		t.Errorf("old password: %v, want SQLSTATE 28P01", err)
 	}
 	connect(t, ctx, appURL(t, admin, database, user, "new"))

@@ -139,18 +139,20 @@ func (s Spec) configHash() (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// hostAddr is where the host reaches the published port: a wildcard bind is reached on
-// loopback.
+// hostAddr is where the host reaches the published port.
 func (s Spec) hostAddr() string {
-	host := s.Bind
-	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+	return net.JoinHostPort(s.hostIP(), strconv.Itoa(s.Port))
+}
+
+// hostIP is the address of hostAddr: a wildcard bind is reached on loopback.
+func (s Spec) hostIP() string {
+	if ip := net.ParseIP(s.Bind); ip != nil && ip.IsUnspecified() {
 		if ip.To4() != nil {
-			host = "127.0.0.1"
-		} else {
-			host = "::1"
+			return "127.0.0.1"
 		}
+		return "::1"
 	}
-	return net.JoinHostPort(host, strconv.Itoa(s.Port))
+	return s.Bind
 }
 
 // databaseURL renders a libpq URL; user and database are escaped, so any name works.
